@@ -1,0 +1,66 @@
+"""Listing routes: tags, the catalog and the referrers API."""
+
+from __future__ import annotations
+
+import json
+
+from quart import Blueprint, Response, request
+
+from node.api.http import page_args, paged
+from node.registry import Registry
+from portmesh.oci.digest import parse_digest
+from portmesh.oci.mediatypes import OCI_INDEX
+from portmesh.oci.names import check_name
+
+__all__ = ["blueprint"]
+
+
+def blueprint(registry: Registry) -> Blueprint:
+    bp = Blueprint("listing", __name__)
+
+    @bp.route("/v2/<path:name>/tags/list", methods=["GET"])
+    async def tags(name: str) -> Response:
+        repo = check_name(name)
+        n, last = page_args(request)
+        found = await registry.tags(repo, None if n is None else n + 1, last)
+        page, link = paged(f"/v2/{repo}/tags/list", found, n)
+        return _json({"name": repo, "tags": page}, link)
+
+    @bp.route("/v2/_catalog", methods=["GET"])
+    async def catalog() -> Response:
+        n, last = page_args(request)
+        found = await registry.catalog(None if n is None else n + 1, last)
+        page, link = paged("/v2/_catalog", found, n)
+        return _json({"repositories": page}, link)
+
+    @bp.route("/v2/<path:name>/referrers/<digest>", methods=["GET"])
+    async def referrers(name: str, digest: str) -> Response:
+        repo, subject = check_name(name), parse_digest(digest)
+        artifact_type = request.args.get("artifactType") or None
+        found = await registry.referrers(repo, subject, artifact_type)
+        manifests = []
+        for ref in found:
+            entry: dict[str, object] = {
+                "mediaType": ref.media_type,
+                "digest": str(ref.digest),
+                "size": ref.size,
+            }
+            if ref.artifact_type:
+                entry["artifactType"] = ref.artifact_type
+            if ref.annotations:
+                entry["annotations"] = ref.annotations
+            manifests.append(entry)
+        body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+        response = _json(body, None, OCI_INDEX)
+        if artifact_type is not None:
+            response.headers["OCI-Filters-Applied"] = "artifactType"
+        return response
+
+    return bp
+
+
+def _json(doc: object, link: str | None, content_type: str = "application/json") -> Response:
+    response = Response(json.dumps(doc), status=200, content_type=content_type)
+    if link is not None:
+        response.headers["Link"] = link
+    return response

@@ -1,0 +1,66 @@
+"""Manifest routes: GET/HEAD/PUT/DELETE ``/v2/<name>/manifests/<reference>``."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Request, Response, request
+
+from node.registry import Registry
+from portmesh.oci.errors import OCIError
+from portmesh.oci.manifest import MAX_MANIFEST_SIZE
+from portmesh.oci.names import check_name
+
+__all__ = ["blueprint"]
+
+
+def blueprint(registry: Registry) -> Blueprint:
+    bp = Blueprint("manifests", __name__)
+
+    @bp.route("/v2/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
+    async def get_manifest(name: str, reference: str) -> Response:
+        record = await registry.get_manifest(check_name(name), reference)
+        digest = str(record.digest)
+        headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
+        body = b"" if request.method == "HEAD" else record.body
+        response = Response(body, status=200, content_type=record.media_type, headers=headers)
+        response.headers["Content-Length"] = str(len(record.body))
+        return response
+
+    @bp.route("/v2/<path:name>/manifests/<reference>", methods=["PUT"])
+    async def put_manifest(name: str, reference: str) -> Response:
+        repo = check_name(name)
+        body = await _read_limited(request, MAX_MANIFEST_SIZE)
+        stored = await registry.put_manifest(
+            repo, reference, body, request.headers.get("Content-Type")
+        )
+        response = Response(b"", status=201)
+        response.headers["Location"] = f"/v2/{repo}/manifests/{stored.digest}"
+        response.headers["Docker-Content-Digest"] = str(stored.digest)
+        if stored.parsed.subject is not None:
+            response.headers["OCI-Subject"] = str(stored.parsed.subject.digest)
+        return response
+
+    @bp.route("/v2/<path:name>/manifests/<reference>", methods=["DELETE"])
+    async def delete_manifest(name: str, reference: str) -> Response:
+        await registry.delete_manifest(check_name(name), reference)
+        return Response(b"", status=202)
+
+    return bp
+
+
+async def _read_limited(req: Request, limit: int) -> bytes:
+    """The whole body, refusing (413 MANIFEST_INVALID) past ``limit`` bytes."""
+    declared = req.headers.get("Content-Length")
+    too_big = OCIError(
+        "MANIFEST_INVALID",
+        f"manifest is larger than {limit} bytes",
+        {"limit": limit},
+        status=413,
+    )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    data = bytearray()
+    async for chunk in req.body:
+        data += chunk
+        if len(data) > limit:
+            raise too_big
+    return bytes(data)

@@ -1,0 +1,143 @@
+"""The node's composition root: open the stores, build the registry and the HTTP app, serve.
+
+``serve`` runs one node process in the caller's trio nursery::
+
+    port = await nursery.start(serve, NodeConfig(data=..., listen="127.0.0.1:0"))
+
+Several worker processes (``portmesh node --workers N``) each run ``serve`` on sockets the
+launcher created, sharing one LMDB environment and one blob directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from node.api import blobs, listing, manifests, uploads
+from node.api.http import error_response
+from node.config import NodeConfig
+from node.observe import Metrics, ObserveMiddleware
+from node.registry import Registry
+from node.storage.fs import FsBlobStore
+from node.storage.lmdb_meta import LmdbMetadataStore
+from portmesh.oci.errors import OCIError
+
+__all__ = ["create_app", "open_registry", "serve"]
+
+log = logging.getLogger("portmesh.node")
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+HOUSEKEEPING_INTERVAL = 30.0
+
+
+@asynccontextmanager
+async def open_registry(config: NodeConfig) -> AsyncIterator[Registry]:
+    """Open the node's stores under ``config.data``; closes them on exit."""
+    config.data.mkdir(parents=True, exist_ok=True)
+    blob_store = FsBlobStore(config.data / "blobs")
+    meta = LmdbMetadataStore.open(config.data / "meta", map_size=config.lmdb_map_size)
+    try:
+        yield Registry(
+            blob_store,
+            meta,
+            delete_enabled=config.delete_enabled,
+            chunk_min_length=config.chunk_min_length,
+        )
+    finally:
+        await meta.aclose()
+
+
+def create_app(registry: Registry, metrics: Metrics) -> Any:
+    """The ASGI application: the OCI routes, /healthz and /metrics, observed."""
+    app = QuartTrio("portmesh.node")
+    # Blob bodies stream for as long as they take; the registry enforces its own limits.
+    app.config.update(MAX_CONTENT_LENGTH=None, BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None)
+    for module in (blobs, uploads, manifests, listing):
+        app.register_blueprint(module.blueprint(registry))
+
+    @app.route("/v2/", methods=["GET", "HEAD"])
+    async def base() -> Response:
+        return Response(b"{}", content_type="application/json", headers=API_VERSION)
+
+    @app.route("/healthz", methods=["GET"])
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', content_type="application/json")
+
+    @app.route("/metrics", methods=["GET"])
+    async def render_metrics() -> Response:
+        metrics.storage.set(await registry.blobs.usage())
+        return Response(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.errorhandler(OCIError)
+    async def oci_error(exc: OCIError) -> Response:
+        response = error_response(exc)
+        response.headers.update(API_VERSION)
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        if isinstance(exc, MethodNotAllowed):
+            return error_response(OCIError("UNSUPPORTED", "method not allowed for this route"))
+        status = exc.code or 500
+        body = f'{{"errors":[{{"code":"NOT_FOUND","message":"{exc.name.lower()}"}}]}}'
+        return Response(body, status=status, content_type="application/json")
+
+    return ObserveMiddleware(app, metrics)
+
+
+async def housekeeping(registry: Registry, config: NodeConfig, metrics: Metrics) -> None:
+    """Flush access times, publish storage usage and purge stale uploads, forever."""
+    try:
+        while True:
+            await trio.sleep(HOUSEKEEPING_INTERVAL)
+            try:
+                await registry.flush_access_times()
+                metrics.storage.set(await registry.blobs.usage())
+                purged = await registry.purge_uploads(registry.clock() - config.upload_ttl)
+                if purged:
+                    log.info("purged %d stale upload sessions", purged)
+            except Exception:
+                log.exception("housekeeping failed; retrying next round")
+    finally:
+        with trio.CancelScope(shield=True):
+            await registry.flush_access_times()
+
+
+def hypercorn_config(config: NodeConfig) -> HyperConfig:
+    hc = HyperConfig()
+    hc.bind = [config.listen]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.graceful_timeout = 5.0
+    hc.worker_class = "trio"
+    return hc
+
+
+async def serve(
+    config: NodeConfig,
+    *,
+    sockets: Sockets | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one node process until cancelled; ``task_status.started(port)`` once listening."""
+    metrics = Metrics()
+    async with open_registry(config) as registry, trio.open_nursery() as nursery:
+        hc = hypercorn_config(config)
+        app = wrap_app(create_app(registry, metrics), hc.wsgi_max_body_size, "asgi")
+        binds = await nursery.start(partial(worker_serve, app, hc, sockets=sockets))
+        nursery.start_soon(housekeeping, registry, config, metrics)
+        port = int(binds[0].rsplit(":", 1)[1])
+        log.info("node listening on %s", binds[0])
+        task_status.started(port)

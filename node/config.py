@@ -1,0 +1,60 @@
+"""Node configuration: defaults, overridden by a TOML file, overridden by CLI flags."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "NodeConfig", "load_config"]
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class NodeConfig:
+    data: Path = Path("portmesh-data/node")
+    listen: str = "127.0.0.1:5000"
+    #: Serve without authentication (refused unless explicitly asked for).
+    no_auth: bool = False
+    #: Hypercorn worker processes; each opens the same LMDB environment.
+    workers: int = 1
+    #: Smallest PATCH chunk accepted (except the last), sent as OCI-Chunk-Min-Length.
+    chunk_min_length: int = 0
+    #: Upload sessions untouched for this long are purged.
+    upload_ttl: float = 24 * 3600.0
+    #: Allow DELETE of manifests, tags and blobs.
+    delete_enabled: bool = True
+    #: LMDB map size; every process must use the same value.
+    lmdb_map_size: int = 64 * 1024**3
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--listen must be HOST:PORT, not {self.listen!r}")
+        return host.strip("[]"), int(port)
+
+
+def load_config(path: Path | None, **overrides: Any) -> NodeConfig:
+    """Defaults <- ``[node]`` table of the TOML file <- non-None overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        values.update(doc.get("node", {}))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(NodeConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown node settings: {', '.join(unknown)}")
+    if "data" in values:
+        values["data"] = Path(values["data"])
+    return NodeConfig(**values)

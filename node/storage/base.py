@@ -1,0 +1,233 @@
+"""The storage seams of a node: a content-addressed ``BlobStore`` and a ``MetadataStore``.
+
+Each has an in-memory implementation (``memory.py``) and a persistent one (``fs.py`` for
+blobs, ``lmdb_meta.py`` for metadata); ``tests/node/storage`` holds one contract suite
+per protocol that every implementation passes.
+
+Rules every implementation keeps:
+
+- A blob is visible (``stat``/``open``) only after ``BlobWriter.commit`` verified its
+  digest and made it durable; a failed or abandoned write leaves nothing visible.
+- Metadata calls are each one short atomic transaction: a reader never sees half of a
+  ``put_manifest`` or ``delete_manifest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from portmesh.oci.digest import Digest
+
+__all__ = [
+    "BlobNotFound",
+    "BlobReader",
+    "BlobStore",
+    "BlobWriter",
+    "DigestMismatch",
+    "ManifestRecord",
+    "MetadataStore",
+    "Referrer",
+    "StorageError",
+    "UploadRecord",
+]
+
+
+class StorageError(Exception):
+    """Base class of the storage layer's domain errors."""
+
+
+class BlobNotFound(StorageError):
+    pass
+
+
+class DigestMismatch(StorageError):
+    def __init__(self, expected: Digest, actual: Digest) -> None:
+        super().__init__(f"content has digest {actual}, not {expected}")
+        self.expected = expected
+        self.actual = actual
+
+
+# ---------------------------------------------------------------------------- blobs
+
+
+class BlobReader(Protocol):
+    """An open blob. It stays readable even if the blob is deleted while it is open."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the bytes ``[offset, offset+length)`` in chunks of about 1 MiB."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the handle. Idempotent."""
+        ...
+
+
+class BlobWriter(Protocol):
+    """Bytes on their way into the store.
+
+    ``commit`` verifies the digest, makes the blob durable and visible, and closes the
+    writer; on a mismatch it raises :class:`DigestMismatch` and discards the bytes.
+    ``suspend`` keeps the partial bytes of a session writer for a later ``create(session)``.
+    ``aclose`` discards whatever was neither committed nor suspended; it is idempotent.
+    """
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far (including those of earlier, suspended writers)."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def commit(self, expected: Digest) -> int:
+        """Verify, persist and publish; returns the blob's size."""
+        ...
+
+    async def suspend(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    async def stat(self, digest: Digest) -> int | None:
+        """The blob's size, or None when it is not in the store."""
+        ...
+
+    async def open(self, digest: Digest) -> BlobReader:
+        """Open a blob for reading; raises :class:`BlobNotFound`."""
+        ...
+
+    async def create(self, session: str | None = None) -> BlobWriter:
+        """A writer for new content.
+
+        With ``session`` (an upload id) the partial bytes survive ``suspend`` and process
+        restarts, and a later ``create(session)`` appends to them.
+        """
+        ...
+
+    async def session_size(self, session: str) -> int | None:
+        """Bytes held for an upload session, or None if it has none."""
+        ...
+
+    async def discard(self, session: str) -> None:
+        """Drop an upload session's partial bytes. Idempotent."""
+        ...
+
+    async def delete(self, digest: Digest) -> bool:
+        """Remove a blob; True if it existed."""
+        ...
+
+    async def usage(self) -> int:
+        """Bytes used by committed blobs."""
+        ...
+
+
+# ---------------------------------------------------------------------------- metadata
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    digest: Digest
+    media_type: str
+    body: bytes
+    subject: Digest | None = None
+    artifact_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    created: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    """One manifest whose ``subject`` is another; an entry of the referrers index."""
+
+    digest: Digest
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    id: str
+    repo: str
+    created: float
+
+
+class MetadataStore(Protocol):
+    """Repositories, tags, manifests, referrers, blob links, upload sessions, access times.
+
+    ``repo`` is a validated repository name; ``last``/``n`` paginate in lexical order.
+    """
+
+    # manifests and tags
+    async def put_manifest(
+        self,
+        repo: str,
+        record: ManifestRecord,
+        *,
+        tag: str | None,
+        blobs: Iterable[Digest],
+        children: Iterable[Digest],
+    ) -> None:
+        """Store ``record`` in ``repo``, point ``tag`` at it, remember the blobs and child
+        manifests it references, and index it as a referrer of ``record.subject`` (size
+        ``len(record.body)``), all in one transaction."""
+        ...
+
+    async def get_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
+        """By tag or by digest string."""
+        ...
+
+    async def missing(
+        self, repo: str, blobs: Iterable[Digest], manifests: Iterable[Digest]
+    ) -> list[Digest]:
+        """Which of these blobs/manifests are not present in ``repo``."""
+        ...
+
+    async def delete_manifest(self, repo: str, digest: Digest) -> bool:
+        """Remove the manifest, every tag pointing at it and its referrer entry."""
+        ...
+
+    async def delete_tag(self, repo: str, tag: str) -> bool: ...
+
+    async def list_tags(self, repo: str, n: int | None, last: str | None) -> list[str] | None:
+        """Tags in lexical order after ``last``; None when the repository does not exist."""
+        ...
+
+    async def list_repos(self, n: int | None, last: str | None) -> list[str]: ...
+
+    async def referrers(self, repo: str, subject: Digest) -> list[Referrer]: ...
+
+    # blobs per repository
+    async def link_blob(self, repo: str, digest: Digest, size: int) -> None: ...
+
+    async def blob_size(self, repo: str, digest: Digest) -> int | None:
+        """The size of a blob linked into ``repo``, or None if it is not visible there."""
+        ...
+
+    async def unlink_blob(self, repo: str, digest: Digest) -> bool: ...
+
+    async def blob_in_use(self, digest: Digest) -> bool:
+        """Whether any repository still links the blob (deciding whether to delete bytes)."""
+        ...
+
+    # upload sessions
+    async def create_upload(self, record: UploadRecord) -> None: ...
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
+
+    async def delete_upload(self, upload_id: str) -> None: ...
+
+    async def list_uploads(self) -> list[UploadRecord]: ...
+
+    # access times (coarse; callers batch them)
+    async def touch(self, digests: Iterable[Digest], when: float) -> None: ...
+
+    async def last_access(self, digest: Digest) -> float | None: ...
+
+    async def aclose(self) -> None: ...

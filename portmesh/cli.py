@@ -1,0 +1,176 @@
+"""The ``portmesh`` command."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+from functools import partial
+from pathlib import Path
+
+import trio
+from hypercorn.config import Sockets
+
+from node.config import ConfigError, NodeConfig, load_config
+
+__all__ = ["main"]
+
+log = logging.getLogger("portmesh")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
+        stream=sys.stderr,
+    )
+    # The access log line is JSON already; print it as it is.
+    access = logging.getLogger("portmesh.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _node_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", help="HOST:PORT to serve on (default 127.0.0.1:5000)")
+    parser.add_argument("--data", type=Path, help="data directory")
+    parser.add_argument("--config", type=Path, help="TOML config file ([node] table)")
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=None,
+        help="serve without authentication (only sensible on a trusted network)",
+    )
+    parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument("--log-level", help="debug, info, warning, error")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="portmesh", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    node_parser = sub.add_parser("node", help="run a registry node")
+    _node_args(node_parser)
+    up_parser = sub.add_parser("up", help="run Portmesh on embedded defaults (./portmesh-data)")
+    _node_args(up_parser)
+    args = parser.parse_args(argv)
+
+    overrides = {
+        "listen": args.listen,
+        "data": args.data,
+        "no_auth": args.no_auth,
+        "workers": args.workers,
+        "log_level": args.log_level,
+    }
+    if args.command == "up":
+        # Until a coordinator runs beside it, `up` is a local, loopback-only node.
+        overrides["data"] = args.data or Path("portmesh-data") / "node"
+        overrides["listen"] = args.listen or "127.0.0.1:5000"
+        overrides["no_auth"] = True
+    try:
+        config = load_config(args.config, **overrides)
+        host, _port = config.host_port
+    except ConfigError as exc:
+        print(f"portmesh: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+    if not config.no_auth:
+        print(
+            "portmesh: no coordinator is configured, so this node has no way to authenticate "
+            "clients; pass --no-auth to serve without authentication",
+            file=sys.stderr,
+        )
+        return 2
+    if not _is_loopback(host):
+        log.warning("serving WITHOUT authentication on %s, which is not a loopback address", host)
+    if args.command == "up":
+        print(
+            f"Portmesh node on http://{config.listen} (data in {config.data}).\n"
+            f"  skopeo copy --dest-tls-verify=false oci:DIR:TAG "
+            f"docker://{config.listen}/REPO:TAG\n"
+            f"  podman pull --tls-verify=false {config.listen}/REPO:TAG",
+            file=sys.stderr,
+        )
+    return run_node(config)
+
+
+def run_node(config: NodeConfig) -> int:
+    if config.workers <= 1:
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(_serve_until_signal, config, None)
+        return 0
+    return _run_workers(config)
+
+
+async def _serve_until_signal(config: NodeConfig, sockets: Sockets | None) -> None:
+    from node.app import serve
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(serve, config, sockets=sockets))
+            async for _ in signals:
+                log.info("shutting down")
+                nursery.cancel_scope.cancel()
+                break
+
+
+def _worker(config: NodeConfig, sockets: Sockets) -> None:
+    _setup_logging(config.log_level)
+    trio.run(_serve_until_signal, config, sockets)
+
+
+def _run_workers(config: NodeConfig) -> int:
+    """Run ``config.workers`` processes serving the same sockets."""
+    from node.app import hypercorn_config
+
+    metrics_dir = config.data / ".metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    sockets = hypercorn_config(config).create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(1024)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker, args=(config, sockets), daemon=False)
+        for _ in range(config.workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.is_alive():
+                os.kill(proc.pid or 0, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for proc in procs:
+        proc.start()
+    code = 0
+    for proc in procs:
+        proc.join()
+        if proc.exitcode and not stopping:
+            code = proc.exitcode
+            stop(signal.SIGTERM, None)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
