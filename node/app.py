@@ -21,12 +21,11 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.config import Sockets
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
-from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from node.api import blobs, listing, manifests, uploads
-from node.api.http import error_response
+from node.api.http import Response, error_response
 from node.config import NodeConfig
 from node.observe import Metrics, ObserveMiddleware
 from node.registry import Registry

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, request
 
-from node.api.http import parse_range
+from node.api.http import Response, parse_range
 from node.registry import Registry
 from node.storage.base import BlobReader
 from portmesh.oci.digest import parse_digest

@@ -6,12 +6,14 @@ import re
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
-from quart import Request, Response
+from quart import Request
+from quart import Response as QuartResponse
 
 from portmesh.oci.errors import OCIError
 
 __all__ = [
     "MAX_PAGE",
+    "Response",
     "body_chunks",
     "content_length",
     "error_response",
@@ -24,6 +26,12 @@ __all__ = [
 MAX_PAGE = 10_000
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CONTENT_RANGE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+class Response(QuartResponse):
+    """A response with no default Content-Type: empty 201/202/204 answers carry none."""
+
+    default_mimetype = None
 
 
 def error_response(exc: OCIError) -> Response:

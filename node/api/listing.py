@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, request
 
-from node.api.http import page_args, paged
+from node.api.http import Response, page_args, paged
 from node.registry import Registry
 from portmesh.oci.digest import parse_digest
 from portmesh.oci.mediatypes import OCI_INDEX

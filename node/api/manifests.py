@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Request, Response, request
+from quart import Blueprint, Request, request
 
+from node.api.http import Response
 from node.registry import Registry
 from portmesh.oci.errors import OCIError
 from portmesh.oci.manifest import MAX_MANIFEST_SIZE

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, request
 
-from node.api.http import body_chunks, content_length, parse_content_range
+from node.api.http import Response, body_chunks, content_length, parse_content_range
 from node.registry import Registry
 from portmesh.oci.digest import Digest, parse_digest
 from portmesh.oci.errors import OCIError
