@@ -166,6 +166,10 @@ class Registry:
     ) -> None:
         """Append the final chunk (may be empty), verify ``digest`` and publish the blob."""
         await self.append(repo, upload_id, body, start=start, length=length, final=True)
+        # The session ends here whatever the outcome. Forget it before its file is moved
+        # into place, so that a crash in between leaves an orphaned file (swept later),
+        # never a live session that holds fewer bytes than were acknowledged.
+        await self.meta.delete_upload(upload_id)
         writer = await self.blobs.create(upload_id)
         try:
             size = await _commit(writer, digest)
@@ -173,7 +177,6 @@ class Registry:
             await writer.aclose()
             with trio.CancelScope(shield=True):
                 await self.blobs.discard(upload_id)
-                await self.meta.delete_upload(upload_id)
         await self.meta.link_blob(repo, digest, size)
 
     async def cancel_upload(self, repo: str, upload_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import json
 import logging
 import multiprocessing
 import os
@@ -24,18 +25,27 @@ __all__ = ["main"]
 log = logging.getLogger("portmesh")
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; the access log's message is a JSON object already."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "portmesh.access":
+            return record.getMessage()
+        entry = {
+            "ts": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
-        stream=sys.stderr,
-    )
-    # The access log line is JSON already; print it as it is.
-    access = logging.getLogger("portmesh.access")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.propagate = False
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 def _is_loopback(host: str) -> bool:

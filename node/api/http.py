@@ -24,14 +24,14 @@ __all__ = [
 ]
 
 MAX_PAGE = 10_000
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_CONTENT_RANGE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
+_CONTENT_RANGE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?\Z")
 
 
 class Response(QuartResponse):
     """A response with no default Content-Type: empty 201/202/204 answers carry none."""
 
-    default_mimetype = None
+    default_mimetype: str | None = None  # type: ignore[assignment]
 
 
 def error_response(exc: OCIError) -> Response:

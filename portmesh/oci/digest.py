@@ -22,8 +22,8 @@ __all__ = ["ALGORITHMS", "Digest", "Hasher", "hasher", "parse_digest"]
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128, "blake3": 64}
 
 # The image-spec's digest grammar: algorithm-component(+algorithm-separator ...) ":" encoded
-_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-_HEX = re.compile(r"^[a-f0-9]+$")
+_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
+_HEX = re.compile(r"^[a-f0-9]+\Z")
 
 
 class Hasher(Protocol):

@@ -1,0 +1,339 @@
+"""The filesystem ``BlobStore``: content-addressed files under one root directory.
+
+Layout::
+
+    root/
+    |-- blobs/
+    |   `-- <algorithm>/            sha256 | sha512 | blake3
+    |       `-- <first two hex>/    fan-out, e.g. "ab"
+    |           `-- <encoded>       a committed blob; never changed, only deleted
+    |-- uploads/
+    |   `-- <session>               the partial bytes of an upload session
+    `-- tmp/
+        `-- <pid>-<random>          a writer's bytes before commit
+
+Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``os.write``
+on the event loop while a sha256 hasher follows them. ``commit`` verifies the digest
+(re-reading the file in a worker thread when the expected algorithm is not sha256 or the
+in-process hasher does not cover the whole session file, e.g. after a restart), fsyncs the
+file, renames it into ``blobs/`` and fsyncs the directory; only then is the blob visible.
+
+Readers open the file descriptor in :meth:`FsBlobStore.open`, so a concurrent delete does
+not disturb them, and read 1 MiB chunks with ``os.pread`` on the event loop.
+
+Several processes may share one root: temp files carry their owner's pid, and a new
+store removes only those whose process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import trio
+
+from node.storage.base import BlobNotFound, DigestMismatch, StorageError
+from portmesh.oci.digest import ALGORITHMS, Digest, Hasher, hasher
+
+__all__ = ["CHUNK_SIZE", "FsBlobReader", "FsBlobStore", "FsBlobWriter"]
+
+CHUNK_SIZE = 1024 * 1024
+_SESSION = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
+_HEX = re.compile(r"^[a-f0-9]+\Z")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hash_file(path: Path, algorithm: str) -> str:
+    h = hasher(algorithm)
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(CHUNK_SIZE):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class FsBlobReader:
+    """An open blob file. ``chunks`` may be called several times; ``aclose`` closes it."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd: int | None = fd
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def chunks(self, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
+        pos = min(offset, self._size)
+        end = self._size if length is None else min(self._size, pos + length)
+        while pos < end:
+            await trio.lowlevel.checkpoint()
+            if self._fd is None:
+                raise StorageError("reader is closed")
+            data = os.pread(self._fd, min(CHUNK_SIZE, end - pos), pos)
+            if not data:
+                raise StorageError(f"blob file is shorter than {self._size} bytes")
+            pos += len(data)
+            yield data
+
+    async def aclose(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        await trio.lowlevel.checkpoint()
+
+
+class FsBlobWriter:
+    """Bytes on their way into an :class:`FsBlobStore` (see ``BlobWriter``)."""
+
+    def __init__(
+        self,
+        store: FsBlobStore,
+        path: Path,
+        fd: int,
+        session: str | None,
+        size: int,
+        sha256: Hasher | None,
+    ) -> None:
+        self._store = store
+        self._path = path
+        self._fd: int | None = fd
+        self._session = session
+        self._initial = size
+        self._size = size
+        #: follows the bytes of [0, size), or None when it does not cover all of them
+        self._sha256 = sha256
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            raise StorageError("writer is closed")
+        return self._fd
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    async def write(self, data: bytes) -> None:
+        fd = self._open_fd()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        self._size += len(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def commit(self, expected: Digest) -> int:
+        fd = self._open_fd()
+        try:
+            if expected.algorithm == "sha256" and self._sha256 is not None:
+                actual = self._sha256.hexdigest()
+            else:
+                hasher(expected.algorithm)  # raises UNSUPPORTED before any thread work
+                actual = await trio.to_thread.run_sync(_hash_file, self._path, expected.algorithm)
+            if actual != expected.encoded:
+                raise DigestMismatch(expected, Digest(expected.algorithm, actual))
+            await trio.to_thread.run_sync(os.fsync, fd)
+            self._close_fd()
+            placed = await trio.to_thread.run_sync(
+                self._store._place, self._path, self._store._blob_path(expected)
+            )
+        except BaseException:
+            self._discard()
+            raise
+        if self._session is not None:
+            self._store._hashers.pop(self._session, None)
+        if placed:
+            self._store._added(self._size)
+        return self._size
+
+    async def suspend(self) -> None:
+        fd = self._open_fd()
+        if self._session is None:
+            raise StorageError("only a session writer can be suspended")
+        try:
+            await trio.to_thread.run_sync(os.fsync, fd)
+        finally:
+            self._close_fd()
+        if self._sha256 is not None:
+            self._store._hashers[self._session] = (self._size, self._sha256)
+
+    async def aclose(self) -> None:
+        if self._fd is not None:
+            if self._session is None or not self._initial:
+                self._discard()
+            else:
+                # Keep what earlier writers suspended; drop only this writer's bytes.
+                self._close_fd()
+                with contextlib.suppress(FileNotFoundError):  # discarded meanwhile
+                    os.truncate(self._path, self._initial)
+        await trio.lowlevel.checkpoint()
+
+    def _discard(self) -> None:
+        self._close_fd()
+        _unlink(self._path)
+        if self._session is not None:
+            self._store._hashers.pop(self._session, None)
+
+
+class FsBlobStore:
+    """A ``BlobStore`` in a directory (layout in the module docstring).
+
+    The constructor creates the directories and removes temp files left by processes
+    that no longer run. :meth:`usage` scans ``blobs/`` once, in a worker thread, and then
+    keeps a counter of this process's commits and deletes.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._blobs = self.root / "blobs"
+        self._uploads = self.root / "uploads"
+        self._tmp = self.root / "tmp"
+        for directory in (self._blobs, self._uploads, self._tmp):
+            directory.mkdir(parents=True, exist_ok=True)
+        #: session -> (bytes covered, sha256 of them) for sessions suspended in this process
+        self._hashers: dict[str, tuple[int, Hasher]] = {}
+        self._usage: int | None = None
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        with os.scandir(self._tmp) as entries:
+            for entry in entries:
+                owner = entry.name.split("-", 1)[0]
+                if not owner.isdigit() or not _alive(int(owner)):
+                    _unlink(Path(entry.path))
+
+    def _blob_path(self, digest: Digest) -> Path:
+        length = ALGORITHMS.get(digest.algorithm)
+        if length is None or len(digest.encoded) != length or not _HEX.match(digest.encoded):
+            raise ValueError(f"not a valid digest: {digest}")
+        return self._blobs / digest.algorithm / digest.encoded[:2] / digest.encoded
+
+    def _session_path(self, session: str) -> Path:
+        if not _SESSION.match(session):
+            raise ValueError(f"invalid upload session id {session[:64]!r}")
+        return self._uploads / session
+
+    def _place(self, path: Path, dest: Path) -> bool:
+        """Move a verified, fsynced file into place (worker thread); False if present."""
+        if dest.exists():
+            _unlink(path)
+            return False
+        parent = dest.parent
+        created = not parent.exists()
+        parent.mkdir(parents=True, exist_ok=True)
+        os.rename(path, dest)
+        _fsync_dir(parent)
+        if created:
+            _fsync_dir(parent.parent)
+            _fsync_dir(parent.parent.parent)
+        return True
+
+    def _added(self, size: int) -> None:
+        if self._usage is not None:
+            self._usage += size
+
+    def _scan(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self._blobs):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.stat(os.path.join(dirpath, name)).st_size
+        return total
+
+    async def stat(self, digest: Digest) -> int | None:
+        path = self._blob_path(digest)
+        await trio.lowlevel.checkpoint()
+        try:
+            return os.stat(path).st_size
+        except FileNotFoundError:
+            return None
+
+    async def open(self, digest: Digest) -> FsBlobReader:
+        path = self._blob_path(digest)
+        await trio.lowlevel.checkpoint()
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(str(digest)) from exc
+        return FsBlobReader(fd, os.fstat(fd).st_size)
+
+    async def create(self, session: str | None = None) -> FsBlobWriter:
+        await trio.lowlevel.checkpoint()
+        if session is None:
+            path = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            return FsBlobWriter(self, path, fd, None, 0, hasher("sha256"))
+        path = self._session_path(session)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        size = os.fstat(fd).st_size
+        covered, sha256 = self._hashers.pop(session, (0, hasher("sha256")))
+        return FsBlobWriter(self, path, fd, session, size, sha256 if covered == size else None)
+
+    async def session_size(self, session: str) -> int | None:
+        path = self._session_path(session)
+        await trio.lowlevel.checkpoint()
+        try:
+            return os.stat(path).st_size
+        except FileNotFoundError:
+            return None
+
+    async def discard(self, session: str) -> None:
+        path = self._session_path(session)
+        await trio.lowlevel.checkpoint()
+        self._hashers.pop(session, None)
+        _unlink(path)
+
+    async def delete(self, digest: Digest) -> bool:
+        path = self._blob_path(digest)
+        await trio.lowlevel.checkpoint()
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        if self._usage is not None:
+            self._usage -= size
+        return True
+
+    async def usage(self) -> int:
+        if self._usage is None:
+            self._usage = await trio.to_thread.run_sync(self._scan)
+        else:
+            await trio.lowlevel.checkpoint()
+        return self._usage

@@ -1,0 +1,160 @@
+"""What the filesystem store adds to the contract: layout, temp files, hashing, restarts."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from node.storage import fs
+from node.storage.base import DigestMismatch, StorageError
+from node.storage.fs import FsBlobStore
+from portmesh.oci.digest import Digest
+
+
+def files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+async def test_layout_after_commit(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    data = b"layer bytes"
+    digest = Digest.of(data)
+    writer = await store.create()
+    await writer.write(data)
+    assert len(files(tmp_path / "tmp")) == 1
+    await writer.commit(digest)
+    hexa = digest.encoded
+    assert files(tmp_path) == [f"blobs/sha256/{hexa[:2]}/{hexa}"]
+    assert (tmp_path / "blobs" / "sha256" / hexa[:2] / hexa).read_bytes() == data
+
+
+async def test_mismatch_and_aclose_delete_the_temp_file(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    writer = await store.create()
+    await writer.write(b"abc")
+    with pytest.raises(DigestMismatch):
+        await writer.commit(Digest.of(b"abd"))
+    writer = await store.create()
+    await writer.write(b"abc")
+    await writer.aclose()
+    assert files(tmp_path) == []
+
+
+async def test_suspended_session_lives_in_uploads(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    sid = uuid.uuid4().hex
+    writer = await store.create(sid)
+    await writer.write(b"partial")
+    await writer.suspend()
+    assert files(tmp_path) == [f"uploads/{sid}"]
+    assert (tmp_path / "uploads" / sid).read_bytes() == b"partial"
+    await store.discard(sid)
+    assert files(tmp_path) == []
+
+
+async def test_startup_removes_leftovers_of_dead_processes(tmp_path: Path) -> None:
+    FsBlobStore(tmp_path)
+    tmp = tmp_path / "tmp"
+    (tmp / "garbage").write_bytes(b"x")
+    (tmp / "0-dead").write_bytes(b"x")
+    (tmp / "4194304999-dead").write_bytes(b"x")  # beyond any pid_max
+    mine = tmp / f"{os.getpid()}-inflight"
+    mine.write_bytes(b"x")
+    FsBlobStore(tmp_path)
+    assert files(tmp) == [mine.name]
+
+
+async def test_usage_scans_existing_blobs_once(tmp_path: Path) -> None:
+    first = FsBlobStore(tmp_path)
+    for data in (b"a" * 100, b"b" * 50):
+        writer = await first.create()
+        await writer.write(data)
+        await writer.commit(Digest.of(data, "sha512"))
+    second = FsBlobStore(tmp_path)
+    assert await second.usage() == 150
+    writer = await second.create()
+    await writer.write(b"c" * 25)
+    await writer.commit(Digest.of(b"c" * 25))
+    assert await second.usage() == 175
+    await second.delete(Digest.of(b"a" * 100, "sha512"))
+    assert await second.usage() == 75
+
+
+async def test_resumed_session_in_same_process_is_not_reread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+    real = fs._hash_file
+
+    def spy(path: Path, algorithm: str) -> str:
+        reads.append(path)
+        return real(path, algorithm)
+
+    monkeypatch.setattr(fs, "_hash_file", spy)
+    store = FsBlobStore(tmp_path)
+    sid = uuid.uuid4().hex
+    for part in (b"one ", b"two ", b"three"):
+        writer = await store.create(sid)
+        await writer.write(part)
+        await writer.suspend()
+    writer = await store.create(sid)
+    await writer.commit(Digest.of(b"one two three"))
+    assert reads == []
+
+    # After a restart the in-process hasher is gone: the file is hashed again.
+    sid = uuid.uuid4().hex
+    writer = await store.create(sid)
+    await writer.write(b"before ")
+    await writer.suspend()
+    writer = await FsBlobStore(tmp_path).create(sid)
+    await writer.write(b"after")
+    await writer.commit(Digest.of(b"before after"))
+    assert reads == [tmp_path / "uploads" / sid]
+
+
+async def test_session_grown_elsewhere_is_rehashed(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    sid = uuid.uuid4().hex
+    writer = await store.create(sid)
+    await writer.write(b"mine ")
+    await writer.suspend()
+    # Another worker process appended to the same session meanwhile.
+    writer = await FsBlobStore(tmp_path).create(sid)
+    await writer.write(b"theirs ")
+    await writer.suspend()
+    writer = await store.create(sid)
+    await writer.write(b"end")
+    assert await writer.commit(Digest.of(b"mine theirs end")) == 15
+
+
+@pytest.mark.parametrize("session", ["../escape", "a/b", "", "x" * 200, "sp ace", "abc\n"])
+async def test_session_ids_cannot_escape(tmp_path: Path, session: str) -> None:
+    store = FsBlobStore(tmp_path)
+    with pytest.raises(ValueError):
+        await store.create(session)
+    with pytest.raises(ValueError):
+        await store.session_size(session)
+
+
+async def test_digests_built_by_hand_are_checked(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    with pytest.raises(ValueError):
+        await store.stat(Digest("sha256", "../../etc/passwd"))
+    with pytest.raises(ValueError):
+        await store.open(Digest("md5", "d41d8cd98f00b204e9800998ecf8427e"))
+
+
+async def test_closed_reader_refuses_to_read(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    writer = await store.create()
+    await writer.write(b"data")
+    digest = Digest.of(b"data")
+    await writer.commit(digest)
+    reader = await store.open(digest)
+    await reader.aclose()
+    with pytest.raises(StorageError):
+        async for _ in reader.chunks():
+            pass
