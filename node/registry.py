@@ -285,12 +285,18 @@ class Registry:
             await self.meta.touch(pending, max(pending.values()))
 
     async def purge_uploads(self, older_than: float) -> int:
-        """Drop upload sessions started before ``older_than``; returns how many."""
+        """Drop upload sessions idle since before ``older_than``, and session files that
+        no upload record owns any more (left by a crash); returns how many."""
+        changed = await self.blobs.sessions()
         purged = 0
         for record in await self.meta.list_uploads():
-            if record.created < older_than:
-                await self.blobs.discard(record.id)
+            if changed.pop(record.id, record.created) < older_than:
                 await self.meta.delete_upload(record.id)
+                await self.blobs.discard(record.id)
+                purged += 1
+        for orphan, when in changed.items():
+            if when < older_than:
+                await self.blobs.discard(orphan)
                 purged += 1
         return purged
 

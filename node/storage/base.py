@@ -117,6 +117,10 @@ class BlobStore(Protocol):
         """Drop an upload session's partial bytes. Idempotent."""
         ...
 
+    async def sessions(self) -> dict[str, float]:
+        """Every upload session holding bytes -> when its bytes last changed (epoch s)."""
+        ...
+
     async def delete(self, digest: Digest) -> bool:
         """Remove a blob; True if it existed."""
         ...

@@ -319,6 +319,16 @@ class FsBlobStore:
         self._hashers.pop(session, None)
         _unlink(path)
 
+    async def sessions(self) -> dict[str, float]:
+        return await trio.to_thread.run_sync(self._list_sessions)
+
+    def _list_sessions(self) -> dict[str, float]:
+        found = {}
+        for entry in os.scandir(self._uploads):
+            with contextlib.suppress(FileNotFoundError):
+                found[entry.name] = entry.stat().st_mtime
+        return found
+
     async def delete(self, digest: Digest) -> bool:
         path = self._blob_path(digest)
         await trio.lowlevel.checkpoint()

@@ -7,6 +7,7 @@ does its work without awaiting in the middle, so each call is atomic for trio ta
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
@@ -78,6 +79,8 @@ class MemoryBlobWriter:
         if self._done:
             raise StorageError("writer is closed")
         self._data += data
+        if self._session is not None:
+            self._store._changed[self._session] = time.time()
         await trio.lowlevel.checkpoint()
 
     async def commit(self, expected: Digest) -> int:
@@ -119,6 +122,7 @@ class MemoryBlobStore:
     def __init__(self) -> None:
         self._blobs: dict[Digest, bytes] = {}
         self._sessions: dict[str, bytearray] = {}
+        self._changed: dict[str, float] = {}
 
     async def stat(self, digest: Digest) -> int | None:
         await trio.lowlevel.checkpoint()
@@ -147,6 +151,10 @@ class MemoryBlobStore:
     async def discard(self, session: str) -> None:
         await trio.lowlevel.checkpoint()
         self._sessions.pop(session, None)
+
+    async def sessions(self) -> dict[str, float]:
+        await trio.lowlevel.checkpoint()
+        return {sid: self._changed.get(sid, 0.0) for sid in self._sessions}
 
     async def delete(self, digest: Digest) -> bool:
         await trio.lowlevel.checkpoint()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -356,3 +357,17 @@ async def test_discard_while_a_writer_is_open(store: BlobStore) -> None:
     await store.discard(sid)
     await writer.aclose()
     assert await store.session_size(sid) is None
+
+
+async def test_sessions_lists_live_sessions_with_change_time(store: BlobStore) -> None:
+    before = time.time() - 1
+    assert await store.sessions() == {}
+    sid = session_id()
+    writer = await store.create(sid)
+    await writer.write(b"partial")
+    await writer.suspend()
+    listed = await store.sessions()
+    assert list(listed) == [sid]
+    assert listed[sid] >= before
+    await store.discard(sid)
+    assert await store.sessions() == {}
