@@ -67,8 +67,19 @@ async def _start_node(data: Path) -> tuple[trio.Process, str]:
     log = data.parent / "node.log"
     with log.open("ab") as stderr:
         proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "portmesh.cli", "node", "--listen", f"127.0.0.1:{port}",
-             "--data", str(data), "--no-auth", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "portmesh.cli",
+                "node",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--data",
+                str(data),
+                "--no-auth",
+                "--log-level",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
@@ -137,8 +148,11 @@ async def _push_image(
                 "size": len(config),
             },
             "layers": [
-                {"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                 "digest": _digest(x), "size": len(x)}
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": _digest(x),
+                    "size": len(x),
+                }
                 for x in layers
             ],
         }
