@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from node.api import blobs, listing, manifests, uploads
 from node.api.http import Response, error_response
+from node.api.pulls import PullRoutes
 from node.config import NodeConfig
 from node.observe import Metrics, ObserveMiddleware
 from node.registry import Registry
@@ -63,6 +64,8 @@ def create_app(registry: Registry, metrics: Metrics) -> Any:
     app = QuartTrio("portmesh.node")
     # Blob bodies stream for as long as they take; the registry enforces its own limits.
     app.config.update(MAX_CONTENT_LENGTH=None, BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None)
+    # "/v2//x" is an invalid name to report, not a path to redirect.
+    app.url_map.merge_slashes = False
     for module in (blobs, uploads, manifests, listing):
         app.register_blueprint(module.blueprint(registry))
 
@@ -93,7 +96,7 @@ def create_app(registry: Registry, metrics: Metrics) -> Any:
         body = f'{{"errors":[{{"code":"NOT_FOUND","message":"{exc.name.lower()}"}}]}}'
         return Response(body, status=status, content_type="application/json")
 
-    return ObserveMiddleware(app, metrics)
+    return ObserveMiddleware(PullRoutes(registry, app), metrics)
 
 
 async def housekeeping(registry: Registry, config: NodeConfig, metrics: Metrics) -> None:

@@ -1,4 +1,5 @@
-"""Manifest routes: GET/HEAD/PUT/DELETE ``/v2/<name>/manifests/<reference>``."""
+"""Manifest routes: PUT/DELETE ``/v2/<name>/manifests/<reference>`` (GET and HEAD are
+in ``pulls``)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,6 @@ __all__ = ["blueprint"]
 
 def blueprint(registry: Registry) -> Blueprint:
     bp = Blueprint("manifests", __name__)
-
-    @bp.route("/v2/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
-    async def get_manifest(name: str, reference: str) -> Response:
-        record = await registry.get_manifest(check_name(name), reference)
-        digest = str(record.digest)
-        headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
-        body = b"" if request.method == "HEAD" else record.body
-        response = Response(body, status=200, content_type=record.media_type, headers=headers)
-        response.headers["Content-Length"] = str(len(record.body))
-        return response
 
     @bp.route("/v2/<path:name>/manifests/<reference>", methods=["PUT"])
     async def put_manifest(name: str, reference: str) -> Response:
