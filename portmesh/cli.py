@@ -7,10 +7,11 @@ import contextlib
 import ipaddress
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 from functools import partial
 from pathlib import Path
@@ -69,6 +70,8 @@ def _node_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
     parser.add_argument("--log-level", help="debug, info, warning, error")
+    # A worker of `--workers N` serves the listening socket its launcher passed down.
+    parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     _node_args(node_parser)
     up_parser = sub.add_parser("up", help="run Portmesh on embedded defaults (./portmesh-data)")
     _node_args(up_parser)
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
     overrides = {
@@ -106,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if not _is_loopback(host):
+    if not _is_loopback(host) and args.listen_fd is None:
         log.warning("serving WITHOUT authentication on %s, which is not a loopback address", host)
-    if args.command == "up":
+    if args.command == "up" and args.listen_fd is None:
         print(
             f"Portmesh node on http://{config.listen} (data in {config.data}).\n"
             f"  skopeo copy --dest-tls-verify=false oci:DIR:TAG "
@@ -116,15 +120,18 @@ def main(argv: list[str] | None = None) -> int:
             f"  podman pull --tls-verify=false {config.listen}/REPO:TAG",
             file=sys.stderr,
         )
-    return run_node(config)
+    return run_node(config, argv, args.listen_fd)
 
 
-def run_node(config: NodeConfig) -> int:
-    if config.workers <= 1:
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(_serve_until_signal, config, None)
-        return 0
-    return _run_workers(config)
+def run_node(config: NodeConfig, argv: list[str], listen_fd: int | None = None) -> int:
+    if config.workers > 1 and listen_fd is None:
+        return _run_workers(config, argv)
+    sockets = None
+    if listen_fd is not None:
+        sockets = Sockets([], [socket.socket(fileno=listen_fd)], [])
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(_serve_until_signal, config, sockets)
+    return 0
 
 
 async def _serve_until_signal(config: NodeConfig, sockets: Sockets | None) -> None:
@@ -139,45 +146,41 @@ async def _serve_until_signal(config: NodeConfig, sockets: Sockets | None) -> No
                 break
 
 
-def _worker(config: NodeConfig, sockets: Sockets) -> None:
-    _setup_logging(config.log_level)
-    trio.run(_serve_until_signal, config, sockets)
+def _run_workers(config: NodeConfig, argv: list[str]) -> int:
+    """Run ``config.workers`` processes serving one listening socket.
 
-
-def _run_workers(config: NodeConfig) -> int:
-    """Run ``config.workers`` processes serving the same sockets."""
-    from node.app import hypercorn_config
-
+    The launcher only binds the socket and supervises: it imports none of the node, so it
+    costs a few MiB. Each worker is this command again, told to serve the inherited socket.
+    """
+    host, port = config.host_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=1024)
     metrics_dir = config.data / ".metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    sockets = hypercorn_config(config).create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(1024)
-    ctx = multiprocessing.get_context("spawn")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    command = [sys.executable, "-m", "portmesh.cli", *argv, "--listen-fd", str(sock.fileno())]
     procs = [
-        ctx.Process(target=_worker, args=(config, sockets), daemon=False)
+        subprocess.Popen(command, pass_fds=[sock.fileno()], env=env)
         for _ in range(config.workers)
     ]
+    sock.close()
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
         for proc in procs:
-            if proc.is_alive():
-                os.kill(proc.pid or 0, signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for proc in procs:
-        proc.start()
     code = 0
     for proc in procs:
-        proc.join()
-        if proc.exitcode and not stopping:
-            code = proc.exitcode
+        proc.wait()
+        if proc.returncode and not stopping:
+            code = proc.returncode
             stop(signal.SIGTERM, None)
     return code
 
