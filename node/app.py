@@ -11,7 +11,7 @@ launcher created, sharing one LMDB environment and one blob directory.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -32,6 +32,7 @@ from node.observe import Metrics, ObserveMiddleware
 from node.registry import Registry
 from node.storage.fs import FsBlobStore
 from node.storage.lmdb_meta import LmdbMetadataStore
+from portmesh.oci.digest import Digest
 from portmesh.oci.errors import OCIError
 
 __all__ = ["create_app", "open_registry", "serve"]
@@ -59,8 +60,13 @@ async def open_registry(config: NodeConfig) -> AsyncIterator[Registry]:
         await meta.aclose()
 
 
-def create_app(registry: Registry, metrics: Metrics) -> Any:
-    """The ASGI application: the OCI routes, /healthz and /metrics, observed."""
+def create_app(
+    registry: Registry, metrics: Metrics, accel: Callable[[Digest], str] | None = None
+) -> Any:
+    """The ASGI application: the OCI routes, /healthz and /metrics, observed.
+
+    ``accel`` maps a blob to the URL a front proxy serves it from (``X-Accel-Redirect``).
+    """
     app = QuartTrio("portmesh.node")
     # Blob bodies stream for as long as they take; the registry enforces its own limits.
     app.config.update(MAX_CONTENT_LENGTH=None, BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None)
@@ -96,7 +102,7 @@ def create_app(registry: Registry, metrics: Metrics) -> Any:
         body = f'{{"errors":[{{"code":"NOT_FOUND","message":"{exc.name.lower()}"}}]}}'
         return Response(body, status=status, content_type="application/json")
 
-    return ObserveMiddleware(PullRoutes(registry, app), metrics)
+    return ObserveMiddleware(PullRoutes(registry, app, accel), metrics)
 
 
 async def housekeeping(registry: Registry, config: NodeConfig, metrics: Metrics) -> None:
@@ -137,7 +143,11 @@ async def serve(
     metrics = Metrics()
     async with open_registry(config) as registry, trio.open_nursery() as nursery:
         hc = hypercorn_config(config)
-        app = wrap_app(create_app(registry, metrics), hc.wsgi_max_body_size, "asgi")
+        accel = None
+        if config.accel_redirect and isinstance(registry.blobs, FsBlobStore):
+            prefix, store = config.accel_redirect.rstrip("/") + "/", registry.blobs
+            accel = lambda digest: prefix + store.relative_path(digest)  # noqa: E731
+        app = wrap_app(create_app(registry, metrics, accel), hc.wsgi_max_body_size, "asgi")
         binds = await nursery.start(partial(worker_serve, app, hc, sockets=sockets))
         nursery.start_soon(housekeeping, registry, config, metrics)
         port = int(binds[0].rsplit(":", 1)[1])

@@ -31,6 +31,9 @@ class NodeConfig:
     #: LMDB map size; every process must use the same value.
     lmdb_map_size: int = 64 * 1024**3
     log_level: str = "info"
+    #: URL prefix of an nginx ``internal`` location whose root is ``<data>/blobs/blobs/``;
+    #: when set, blob GETs are answered with ``X-Accel-Redirect`` for nginx to sendfile.
+    accel_redirect: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -60,21 +60,22 @@ class Registry:
 
     # ------------------------------------------------------------------ pulls
 
-    async def blob_size(self, repo: str, digest: Digest) -> int:
+    async def blob_size(self, repo: str, digest: Digest, *, pulled: bool = False) -> int:
+        """The size of a blob visible in ``repo``; ``pulled`` records an access."""
         size = await self.meta.blob_size(repo, digest)
         if size is None:
             raise OCIError("BLOB_UNKNOWN", detail={"digest": str(digest)})
+        if pulled:
+            self._pending_access[digest] = self.clock()
         return size
 
     async def open_blob(self, repo: str, digest: Digest) -> BlobReader:
         """Open a blob visible in ``repo``; the caller closes the reader."""
-        await self.blob_size(repo, digest)
+        await self.blob_size(repo, digest, pulled=True)
         try:
-            reader = await self.blobs.open(digest)
+            return await self.blobs.open(digest)
         except BlobNotFound as exc:
             raise OCIError("BLOB_UNKNOWN", detail={"digest": str(digest)}) from exc
-        self._pending_access[digest] = self.clock()
-        return reader
 
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord:
         ref = check_reference(reference)

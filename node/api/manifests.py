@@ -39,6 +39,11 @@ def blueprint(registry: Registry) -> Blueprint:
     return bp
 
 
+#: A manifest body past the limit is read and dropped up to this many bytes, so that the
+#: client, which sends its whole body before it reads the answer, gets to see the 413.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 async def _read_limited(req: Request, limit: int) -> bytes:
     """The whole body, refusing (413 MANIFEST_INVALID) past ``limit`` bytes."""
     declared = req.headers.get("Content-Length")
@@ -48,11 +53,16 @@ async def _read_limited(req: Request, limit: int) -> bytes:
         {"limit": limit},
         status=413,
     )
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
         raise too_big
     data = bytearray()
+    seen = 0
     async for chunk in req.body:
-        data += chunk
-        if len(data) > limit:
-            raise too_big
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT:
+            break
+        if seen <= limit:
+            data += chunk
+    if seen > limit:
+        raise too_big
     return bytes(data)

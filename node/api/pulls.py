@@ -14,7 +14,7 @@ from typing import Any
 from node.api.http import parse_range
 from node.registry import Registry
 from node.storage.base import BlobReader
-from portmesh.oci.digest import parse_digest
+from portmesh.oci.digest import Digest, parse_digest
 from portmesh.oci.errors import OCIError
 from portmesh.oci.names import check_name
 
@@ -31,9 +31,13 @@ API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 class PullRoutes:
     """ASGI app: answers manifest and blob GET/HEAD itself, hands the rest to ``app``."""
 
-    def __init__(self, registry: Registry, app: Any) -> None:
+    def __init__(
+        self, registry: Registry, app: Any, accel: Callable[[Digest], str] | None = None
+    ) -> None:
         self.registry = registry
         self.app = app
+        #: blob -> internal URL of a front proxy that sends the file itself
+        self.accel = accel
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
@@ -49,7 +53,7 @@ class PullRoutes:
                 except OCIError as exc:
                     headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
                     headers += [(b"content-type", b"application/json"), API_VERSION]
-                    await _respond(send, exc.status, headers, exc.body(), head)
+                    await _respond(send, exc.status, headers, exc.body(), head=head)
                 return
         await self.app(scope, receive, send)
 
@@ -61,10 +65,10 @@ class PullRoutes:
         etag = b'"' + digest + b'"'
         headers = [(b"docker-content-digest", digest), (b"etag", etag)]
         if _not_modified(scope, etag):
-            await _respond(send, 304, headers, b"", True)
+            await _respond(send, 304, headers)
             return
         headers.append((b"content-type", record.media_type.encode()))
-        await _respond(send, 200, headers, record.body, head)
+        await _respond(send, 200, headers, record.body, head=head)
 
     async def _blob(
         self, name: str, reference: str, head: bool, scope: Scope, send: Send
@@ -75,14 +79,19 @@ class PullRoutes:
         headers = [(b"docker-content-digest", text), (b"etag", etag)]
         if _not_modified(scope, etag):
             await self.registry.blob_size(name, digest)
-            await _respond(send, 304, headers, b"", True)
+            await _respond(send, 304, headers)
             return
         headers += [(b"content-type", b"application/octet-stream"), (b"accept-ranges", b"bytes")]
         if head:
             size = await self.registry.blob_size(name, digest)
-            headers.append((b"content-length", str(size).encode()))
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
+            await _respond(send, 200, headers, head=True, length=size)
+            return
+        if self.accel is not None:
+            # The front proxy sends the file (and answers Range) with sendfile; its config
+            # copies this answer's headers.
+            await self.registry.blob_size(name, digest, pulled=True)
+            headers.append((b"x-accel-redirect", self.accel(digest).encode()))
+            await _respond(send, 200, headers)
             return
         reader = await self.registry.open_blob(name, digest)
         try:
@@ -99,7 +108,7 @@ async def _stream_blob(
     if span is not None:
         status, start, length = 206, span[0], span[1] - span[0] + 1
         headers.append((b"content-range", f"bytes {span[0]}-{span[1]}/{reader.size}".encode()))
-    headers.append((b"content-length", str(length).encode()))
+    headers.append(_length(length))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     async for chunk in reader.chunks(start, length):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -107,12 +116,23 @@ async def _stream_blob(
 
 
 async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, head: bool
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes = b"",
+    *,
+    head: bool = False,
+    length: int | None = None,
 ) -> None:
+    """Send a whole response; ``length`` overrides Content-Length (HEAD of a blob)."""
     if status != 304:  # a 304's length, if sent, would have to be the full body's
-        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append(_length(len(body) if length is None else length))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _length(size: int) -> tuple[bytes, bytes]:
+    return (b"content-length", str(size).encode())
 
 
 def _not_modified(scope: Scope, etag: bytes) -> bool:

@@ -244,6 +244,10 @@ class FsBlobStore:
             raise ValueError(f"not a valid digest: {digest}")
         return self._blobs / digest.algorithm / digest.encoded[:2] / digest.encoded
 
+    def relative_path(self, digest: Digest) -> str:
+        """Where a committed blob lives, relative to ``root/blobs`` (for a front proxy)."""
+        return str(self._blob_path(digest).relative_to(self._blobs))
+
     def _session_path(self, session: str) -> Path:
         if not _SESSION.match(session):
             raise ValueError(f"invalid upload session id {session[:64]!r}")
