@@ -83,6 +83,11 @@ class BlobWriter(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
+    def read_back(self, offset: int, length: int) -> bytes:
+        """Bytes already written (at most ``length`` from ``offset``), until ``aclose`` —
+        also after ``commit``: a cache fill streams them to clients while it writes."""
+        ...
+
     async def commit(self, expected: Digest) -> int:
         """Verify, persist and publish; returns the blob's size."""
         ...

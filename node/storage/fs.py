@@ -132,15 +132,22 @@ class FsBlobWriter:
         self._size = size
         #: follows the bytes of [0, size), or None when it does not cover all of them
         self._sha256 = sha256
+        self._committed = False
 
     @property
     def size(self) -> int:
         return self._size
 
     def _open_fd(self) -> int:
-        if self._fd is None:
+        if self._fd is None or self._committed:
             raise StorageError("writer is closed")
         return self._fd
+
+    def read_back(self, offset: int, length: int) -> bytes:
+        # The descriptor stays open after commit moved the file, until aclose.
+        if self._fd is None:
+            raise StorageError("writer is closed")
+        return os.pread(self._fd, max(0, min(length, self._size - offset)), offset)
 
     def _close_fd(self) -> None:
         fd, self._fd = self._fd, None
@@ -169,13 +176,13 @@ class FsBlobWriter:
             if actual != expected.encoded:
                 raise DigestMismatch(expected, Digest(expected.algorithm, actual))
             await trio.to_thread.run_sync(os.fsync, fd)
-            self._close_fd()
             placed = await trio.to_thread.run_sync(
                 self._store._place, self._path, self._store._blob_path(expected)
             )
         except BaseException:
             self._discard()
             raise
+        self._committed = True
         if self._session is not None:
             self._store._hashers.pop(self._session, None)
         if placed:
@@ -194,7 +201,9 @@ class FsBlobWriter:
             self._store._hashers[self._session] = (self._size, self._sha256)
 
     async def aclose(self) -> None:
-        if self._fd is not None:
+        if self._committed:
+            self._close_fd()
+        elif self._fd is not None:
             if self._session is None or not self._initial:
                 self._discard()
             else:
@@ -301,10 +310,10 @@ class FsBlobStore:
         await trio.lowlevel.checkpoint()
         if session is None:
             path = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             return FsBlobWriter(self, path, fd, None, 0, hasher("sha256"))
         path = self._session_path(session)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         size = os.fstat(fd).st_size
         covered, sha256 = self._hashers.pop(session, (0, hasher("sha256")))
         return FsBlobWriter(self, path, fd, session, size, sha256 if covered == size else None)

@@ -70,10 +70,16 @@ class MemoryBlobWriter:
         self._data = data
         self._initial = len(data)
         self._done = False
+        self._closed_for_reading = False
 
     @property
     def size(self) -> int:
         return len(self._data)
+
+    def read_back(self, offset: int, length: int) -> bytes:
+        if self._closed_for_reading:
+            raise StorageError("writer is closed")
+        return bytes(self._data[offset : offset + max(0, length)])
 
     async def write(self, data: bytes) -> None:
         if self._done:
@@ -105,6 +111,7 @@ class MemoryBlobWriter:
         await trio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
+        self._closed_for_reading = True
         if not self._done:
             self._done = True
             if self._session is not None:

@@ -477,3 +477,38 @@ async def test_manifest_referencing_deleted_blob_is_refused(client: httpx.AsyncC
     assert (await client.delete(blob_url(REPO, layer["digest"]))).status_code == 202
     response = await push_manifest(client, REPO, "v1", image_manifest(config, [layer]))
     assert_error(response, 400, "MANIFEST_BLOB_UNKNOWN")
+
+
+async def test_pushing_the_same_manifest_twice_is_idempotent(client: httpx.AsyncClient) -> None:
+    pushed = await push_image(client, REPO, "same")
+    response = await push_manifest(client, REPO, "same", pushed.body)
+    assert_put_created(response, REPO, pushed.body)
+    await assert_manifest(client, REPO, "same", pushed.body, OCI_MANIFEST)
+
+
+async def test_delete_by_digest_untags(client: httpx.AsyncClient) -> None:
+    pushed = await push_image(client, REPO, "one")
+    assert (await push_manifest(client, REPO, "two", pushed.body)).status_code == 201
+    other = await push_image(client, REPO, "three", seed="other")
+    assert (await client.delete(manifest_url(REPO, pushed.digest))).status_code == 202
+    tags = (await client.get(f"/v2/{REPO}/tags/list")).json()["tags"]
+    assert tags == ["three"]
+    await assert_manifest(client, REPO, "three", other.body, OCI_MANIFEST)
+
+
+async def test_index_head_by_tag(client: httpx.AsyncClient) -> None:
+    children = [await push_image(client, REPO, seed=arch) for arch in ("amd64", "arm64")]
+    body = index_body(children)
+    assert (await push_manifest(client, REPO, "multi", body, OCI_INDEX)).status_code == 201
+    head = await client.head(manifest_url(REPO, "multi"), headers={"Accept": OCI_INDEX})
+    assert head.status_code == 200
+    assert head.headers["Content-Type"] == OCI_INDEX
+    assert head.headers["Docker-Content-Digest"] == digest_of(body)
+
+
+async def test_deleted_tag_stays_deleted_after_restart(node: RunningNode) -> None:
+    pushed = await push_image(node.client, REPO, "gone")
+    assert (await node.client.delete(manifest_url(REPO, "gone"))).status_code == 202
+    await node.restart()
+    assert_error(await node.client.get(manifest_url(REPO, "gone")), 404, "MANIFEST_UNKNOWN")
+    await assert_manifest(node.client, REPO, pushed.digest, pushed.body, OCI_MANIFEST)

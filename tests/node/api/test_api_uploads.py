@@ -470,3 +470,77 @@ async def test_mount_without_from_does_not_fail(client: httpx.AsyncClient) -> No
     response = await client.post("/v2/team/target/blobs/uploads/", params={"mount": digest})
     assert response.status_code in (201, 202)
     assert "Location" in response.headers
+
+
+async def test_parallel_uploads_do_not_interfere(client: httpx.AsyncClient) -> None:
+    blobs = [os.urandom(200_000 + i) for i in range(6)]
+    digests: dict[int, str] = {}
+
+    async def chunked(i: int) -> None:
+        data = blobs[i]
+        location = await start_upload(client, REPO)
+        for offset in range(0, len(data), 64_000):
+            response = await patch_chunk(client, location, offset, data[offset : offset + 64_000])
+            assert response.status_code == 202
+            location = response.headers["Location"]
+        response = await client.put(with_digest(location, digest_of(data)))
+        assert response.status_code == 201
+        digests[i] = digest_of(data)
+
+    async def monolithic(i: int) -> None:
+        digests[i] = await push_blob(client, REPO, blobs[i])
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(blobs)):
+            nursery.start_soon(chunked if i % 2 else monolithic, i)
+    for i, data in enumerate(blobs):
+        await assert_blob(client, REPO, digests[i], data)
+
+
+async def send_truncated(port: int, head: str, body: bytes) -> None:
+    """Send a request head that promises more body than ``body``, then end the stream and
+    wait until the node has closed the connection (so it has seen the cut)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(head.encode() + body)
+        await stream.send_eof()
+        with trio.fail_after(60):
+            while await stream.receive_some(65536):
+                pass
+
+
+async def test_truncated_patch_keeps_the_session_consistent(node: RunningNode) -> None:
+    location = await start_upload(node.client, REPO)
+    response = await patch_chunk(node.client, location, 0, DATA[:10_000])
+    path = httpx.URL(response.headers["Location"]).raw_path.decode()
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        "Content-Range: 10000-19999\r\nContent-Length: 10000\r\n\r\n"
+    )
+    await send_truncated(node.port, head, DATA[10_000:15_000])
+
+    # The session reports either the old offset or the bytes it kept, and continuing from
+    # there completes the blob.
+    status = await node.client.get(location)
+    assert status.status_code == 204
+    end = int(status.headers["Range"].split("-")[1])
+    assert end in (9_999, 14_999), status.headers["Range"]
+    response = await patch_chunk(node.client, location, end + 1, DATA[end + 1 :])
+    assert response.status_code == 202, response.text
+    digest = digest_of(DATA)
+    assert_created(await node.client.put(with_digest(location, digest)), REPO, digest)
+    await assert_blob(node.client, REPO, digest, DATA)
+
+
+async def test_truncated_monolithic_push_leaves_nothing(node: RunningNode) -> None:
+    digest = digest_of(DATA)
+    head = (
+        f"POST /v2/{REPO}/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(DATA)}\r\n\r\n"
+    )
+    await send_truncated(node.port, head, DATA[: len(DATA) // 2])
+    assert (await node.client.head(blob_url(REPO, digest))).status_code == 404
+    assert (await node.client.get(blob_url(REPO, digest))).status_code == 404
+    # And the same blob can be pushed properly afterwards.
+    assert await push_blob(node.client, REPO, DATA) == digest

@@ -371,3 +371,20 @@ async def test_sessions_lists_live_sessions_with_change_time(store: BlobStore) -
     assert listed[sid] >= before
     await store.discard(sid)
     assert await store.sessions() == {}
+
+
+async def test_read_back_while_writing_and_after_commit(store: BlobStore) -> None:
+    writer = await store.create()
+    await writer.write(b"hello ")
+    assert writer.read_back(0, 100) == b"hello "
+    await writer.write(b"world")
+    assert writer.read_back(3, 5) == b"lo wo"
+    assert writer.read_back(11, 5) == b""
+    await writer.commit(Digest.of(b"hello world"))
+    assert writer.read_back(6, 5) == b"world", "readable until aclose"
+    with pytest.raises(StorageError):
+        await writer.write(b"more")
+    await writer.aclose()
+    with pytest.raises(StorageError):
+        writer.read_back(0, 1)
+    assert await content(store, Digest.of(b"hello world")) == b"hello world"

@@ -1,0 +1,171 @@
+"""Cache fills: one upstream fetch per blob, streamed to every client that waits for it.
+
+A :class:`Fills` owns a nursery that outlives requests. The first request for a missing
+blob starts a fill there; every request for the same digest, concurrent or late, joins it
+and reads the bytes as they land in the writer (``BlobWriter.read_back``), so each client
+sees the upstream's time to first byte plus a little. The blob is committed, and so made
+visible, only when its digest checks out. A mismatch, a cut stream or the fill's deadline
+caches nothing and raises :class:`FillFailed` in every reader, which aborts their
+responses mid-body: a client never gets a complete-looking wrong blob. A client that
+goes away only stops its own reader; the fill goes on for the others and the next pull.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import trio
+
+from node.storage.base import BlobStore, BlobWriter, StorageError
+from portmesh.oci.digest import Digest
+
+__all__ = ["CHUNK", "Fill", "FillFailed", "Fills", "Source"]
+
+log = logging.getLogger("portmesh.proxy")
+
+CHUNK = 1024 * 1024
+
+
+class Source(Protocol):
+    """An upstream response body: its declared size, then its bytes as they arrive."""
+
+    @property
+    def size(self) -> int | None: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+
+class FillFailed(StorageError):
+    """The fill could not produce the blob; ``__cause__`` says why."""
+
+
+class Fill:
+    """One blob on its way from upstream into the store."""
+
+    def __init__(self, digest: Digest) -> None:
+        self.digest = digest
+        self.size: int | None = None
+        self.written = 0
+        self.done = False
+        self.error: BaseException | None = None
+        self.ready = trio.Event()  # size known, or failed
+        self.writer: BlobWriter | None = None
+        self._progress = trio.Event()
+
+    def _notify(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def _wait(self) -> None:
+        await self._progress.wait()
+
+    def _failed(self) -> FillFailed:
+        failure = FillFailed(f"fetching {self.digest} from upstream failed: {self.error}")
+        failure.__cause__ = self.error
+        return failure
+
+
+class Fills:
+    """The fills in flight, one per digest (singleflight)."""
+
+    def __init__(self, blobs: BlobStore, nursery: trio.Nursery, *, deadline: float = 3600.0):
+        self.blobs = blobs
+        self.nursery = nursery
+        self.deadline = deadline
+        self._inflight: dict[Digest, Fill] = {}
+        #: fills started, for metrics and tests
+        self.started = 0
+
+    def inflight(self, digest: Digest) -> Fill | None:
+        return self._inflight.get(digest)
+
+    async def join(
+        self,
+        digest: Digest,
+        fetch: Callable[[], AbstractAsyncContextManager[Source]],
+        on_commit: Callable[[int], Awaitable[None]],
+    ) -> Fill:
+        """The fill of ``digest``, started with ``fetch`` unless one is running already.
+
+        Returns once the blob's size is known; raises :class:`FillFailed` if the fill
+        failed before that. ``on_commit(size)`` runs once the blob is in the store (to
+        link it into the repository) before readers are told the fill is done.
+        """
+        fill = self._inflight.get(digest)
+        if fill is None:
+            fill = Fill(digest)
+            self._inflight[digest] = fill
+            self.started += 1
+            self.nursery.start_soon(self._run, fill, fetch, on_commit)
+        await fill.ready.wait()
+        if fill.error is not None:
+            raise fill._failed()
+        return fill
+
+    async def _run(
+        self,
+        fill: Fill,
+        fetch: Callable[[], AbstractAsyncContextManager[Source]],
+        on_commit: Callable[[int], Awaitable[None]],
+    ) -> None:
+        writer = await self.blobs.create()
+        fill.writer = writer
+        try:
+            with trio.fail_after(self.deadline):
+                async with fetch() as source:
+                    fill.size = source.size
+                    fill.ready.set()
+                    async for chunk in source:
+                        await writer.write(chunk)
+                        fill.written += len(chunk)
+                        fill._notify()
+                if fill.size is not None and fill.written != fill.size:
+                    raise FillFailed(f"upstream sent {fill.written} of {fill.size} bytes")
+                size = await writer.commit(fill.digest)
+                await on_commit(size)
+            fill.done = True
+        except Exception as exc:
+            log.warning("fill of %s failed: %s", fill.digest, exc)
+            fill.error = exc
+        except trio.Cancelled as exc:  # the node is shutting down
+            fill.error = exc
+            raise
+        finally:
+            del self._inflight[fill.digest]
+            fill.ready.set()
+            fill._notify()
+            with trio.CancelScope(shield=True):
+                await writer.aclose()
+
+    async def read(
+        self, fill: Fill, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield bytes ``[offset, offset+length)`` of the blob as the fill brings them.
+
+        Raises :class:`FillFailed` (after whatever bytes were already yielded) when the
+        fill fails, so the response it feeds is cut short instead of completed.
+        """
+        end = None if length is None else offset + length
+        pos = offset
+        while end is None or pos < end:
+            if fill.done:
+                reader = await self.blobs.open(fill.digest)
+                try:
+                    rest = None if end is None else end - pos
+                    async for chunk in reader.chunks(pos, rest):
+                        yield chunk
+                finally:
+                    await reader.aclose()
+                return
+            if fill.error is not None:
+                raise fill._failed()
+            if pos < fill.written and fill.writer is not None:
+                want = CHUNK if end is None else min(CHUNK, end - pos)
+                data = fill.writer.read_back(pos, want)
+                pos += len(data)
+                yield data
+            else:
+                await fill._wait()

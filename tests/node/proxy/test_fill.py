@@ -1,0 +1,181 @@
+"""Cache fills on the in-memory store with a scripted upstream body (one layer, no network)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+import trio
+import trio.testing
+
+from node.proxy.fill import Fill, FillFailed, Fills, Source
+from node.storage.memory import MemoryBlobStore
+from portmesh.oci.digest import Digest
+
+BLOB = os.urandom(5 * 1024 * 1024 + 123)
+DIGEST = Digest.of(BLOB)
+
+
+@dataclass
+class Upstream:
+    """Serves ``body`` in 256 KiB pieces, pausing ``pause`` seconds between them."""
+
+    body: bytes = BLOB
+    size: int | None = len(BLOB)
+    pause: float = 0.001
+    cut_after: int | None = None
+    fetches: int = 0
+    commits: list[int] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def fetch(self) -> AsyncIterator[Source]:
+        self.fetches += 1
+        yield _Body(self)
+
+    async def on_commit(self, size: int) -> None:
+        self.commits.append(size)
+
+
+class _Body:
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.size = upstream.size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        up, pos = self.upstream, 0
+        while pos < len(up.body):
+            if up.cut_after is not None and pos >= up.cut_after:
+                raise ConnectionResetError("upstream went away")
+            await trio.sleep(up.pause)
+            yield up.body[pos : pos + 256 * 1024]
+            pos += 256 * 1024
+
+
+async def _read_all(fills: Fills, fill: Fill, offset: int = 0, length: int | None = None) -> bytes:
+    return b"".join([c async for c in fills.read(fill, offset, length)])
+
+
+async def test_concurrent_readers_share_one_fetch() -> None:
+    store, upstream, results = MemoryBlobStore(), Upstream(), []
+    async with trio.open_nursery() as fill_nursery:
+        fills = Fills(store, fill_nursery)
+
+        async def client() -> None:
+            fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+            assert fill.size == len(BLOB)
+            results.append(await _read_all(fills, fill))
+
+        async with trio.open_nursery() as clients:
+            for _ in range(10):
+                clients.start_soon(client)
+    assert upstream.fetches == 1 and fills.started == 1
+    assert results == [BLOB] * 10
+    assert upstream.commits == [len(BLOB)]
+    assert await store.stat(DIGEST) == len(BLOB)
+    assert fills.inflight(DIGEST) is None
+
+
+async def test_late_joiner_reads_what_is_written_then_follows() -> None:
+    store, upstream = MemoryBlobStore(), Upstream(pause=0.01)
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        first = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        await trio.sleep(0.05)
+        assert 0 < first.written < len(BLOB), "the fill is under way"
+        late = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        assert late is first
+        assert await _read_all(fills, late) == BLOB
+    assert upstream.fetches == 1
+
+
+async def test_range_of_a_blob_being_filled() -> None:
+    store, upstream = MemoryBlobStore(), Upstream()
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        part = await _read_all(fills, fill, 3 * 1024 * 1024 + 7, 1000)
+    assert part == BLOB[3 * 1024 * 1024 + 7 : 3 * 1024 * 1024 + 1007]
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    [
+        Upstream(body=BLOB[:-1] + bytes([BLOB[-1] ^ 1])),  # one flipped byte
+        Upstream(cut_after=2 * 1024 * 1024),  # connection cut mid-stream
+        Upstream(body=BLOB[:-100]),  # shorter than it said
+    ],
+    ids=["flipped-byte", "cut", "short"],
+)
+async def test_bad_upstream_bytes_are_never_cached(upstream: Upstream) -> None:
+    store = MemoryBlobStore()
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        got = bytearray()
+        with pytest.raises(FillFailed):
+            async for chunk in fills.read(fill):
+                got += chunk
+        assert len(got) < len(BLOB) or bytes(got) != BLOB
+    assert await store.stat(DIGEST) is None
+    assert upstream.commits == []
+    # The next pull tries again, and succeeds once the upstream is right.
+    good = Upstream()
+    async with trio.open_nursery() as nursery:
+        fills2 = Fills(store, nursery)
+        fill = await fills2.join(DIGEST, good.fetch, good.on_commit)
+        assert await _read_all(fills2, fill) == BLOB
+
+
+async def test_failure_before_the_body_reaches_every_joiner() -> None:
+    @asynccontextmanager
+    async def refused() -> AsyncIterator[Source]:
+        await trio.sleep(0.01)
+        raise ConnectionRefusedError("nothing listens there")
+        yield  # pragma: no cover
+
+    async def nothing(size: int) -> None:
+        raise AssertionError("never committed")
+
+    errors: list[BaseException] = []
+    async with trio.open_nursery() as nursery:
+        fills = Fills(MemoryBlobStore(), nursery)
+
+        async def client() -> None:
+            try:
+                await fills.join(DIGEST, refused, nothing)
+            except FillFailed as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as clients:
+            for _ in range(3):
+                clients.start_soon(client)
+    assert len(errors) == 3
+    assert all(isinstance(e.__cause__, ConnectionRefusedError) for e in errors)
+    assert fills.started == 1
+
+
+async def test_a_client_going_away_does_not_cancel_the_fill() -> None:
+    store, upstream = MemoryBlobStore(), Upstream(pause=0.005)
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        with trio.move_on_after(0.02):  # this client disconnects early
+            await _read_all(fills, fill)
+        assert not fill.done
+        assert await _read_all(fills, fill) == BLOB
+    assert await store.stat(DIGEST) == len(BLOB)
+
+
+async def test_a_hanging_upstream_hits_the_fill_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    upstream = Upstream(pause=10_000)
+    async with trio.open_nursery() as nursery:
+        fills = Fills(MemoryBlobStore(), nursery, deadline=60)
+        fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        with pytest.raises(FillFailed):
+            await _read_all(fills, fill)
+    assert isinstance(fill.error, trio.TooSlowError)
