@@ -148,6 +148,7 @@ async def test_out_of_order_chunk_is_416_and_upload_continues(
 
     response = await patch_chunk(client, location, 1000, DATA[1000:])
     assert response.status_code == 202
+    location = response.headers["Location"]
     digest = digest_of(DATA)
     assert_created(await client.put(with_digest(location, digest)), REPO, digest)
     await assert_blob(client, REPO, digest, DATA)
@@ -179,7 +180,7 @@ async def test_two_streamed_patches_append(client: httpx.AsyncClient) -> None:
 
 async def test_upload_status(client: httpx.AsyncClient) -> None:
     location = await start_upload(client, REPO)
-    await patch_chunk(client, location, 0, DATA[:4096])
+    location = (await patch_chunk(client, location, 0, DATA[:4096])).headers["Location"]
     response = await client.get(location)
     assert response.status_code == 204
     assert response.headers["Range"] == "0-4095"
@@ -211,7 +212,7 @@ async def test_bad_content_range_is_rejected(client: httpx.AsyncClient, content_
 
 async def test_delete_upload_then_it_is_unknown(client: httpx.AsyncClient) -> None:
     location = await start_upload(client, REPO)
-    await patch_chunk(client, location, 0, DATA[:100])
+    location = (await patch_chunk(client, location, 0, DATA[:100])).headers["Location"]
     response = await client.delete(location)
     assert response.status_code == 204
     assert_error(await client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
@@ -442,7 +443,7 @@ async def test_failed_digest_check_leaves_no_usable_session_data(
 ) -> None:
     """After DIGEST_INVALID the client restarts; a fresh upload of the same bytes works."""
     location = await start_upload(client, REPO)
-    await patch_chunk(client, location, 0, DATA)
+    location = (await patch_chunk(client, location, 0, DATA)).headers["Location"]
     response = await client.put(with_digest(location, digest_of(b"other")))
     assert_error(response, 400, "DIGEST_INVALID")
     assert (await client.head(blob_url(REPO, digest_of(DATA)))).status_code == 404
@@ -512,6 +513,7 @@ async def send_truncated(port: int, head: str, body: bytes) -> None:
 async def test_truncated_patch_keeps_the_session_consistent(node: RunningNode) -> None:
     location = await start_upload(node.client, REPO)
     response = await patch_chunk(node.client, location, 0, DATA[:10_000])
+    location = response.headers["Location"]
     path = httpx.URL(response.headers["Location"]).raw_path.decode()
     head = (
         f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -528,6 +530,7 @@ async def test_truncated_patch_keeps_the_session_consistent(node: RunningNode) -
     assert end in (9_999, 14_999), status.headers["Range"]
     response = await patch_chunk(node.client, location, end + 1, DATA[end + 1 :])
     assert response.status_code == 202, response.text
+    location = response.headers["Location"]
     digest = digest_of(DATA)
     assert_created(await node.client.put(with_digest(location, digest)), REPO, digest)
     await assert_blob(node.client, REPO, digest, DATA)
