@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
+import httpx
 import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.config import Sockets
@@ -24,11 +25,16 @@ from hypercorn.utils import wrap_app
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from adapters.auth import Credentials
+from adapters.base import Upstream
 from node.api import blobs, listing, manifests, uploads
 from node.api.http import Response, error_response
 from node.api.pulls import PullRoutes
 from node.config import NodeConfig
 from node.observe import Metrics, ObserveMiddleware
+from node.proxy.cache import ProxyCache
+from node.proxy.fill import Fills
+from node.proxy.router import Router
 from node.registry import Registry
 from node.storage.fs import FsBlobStore
 from node.storage.lmdb_meta import LmdbMetadataStore
@@ -44,7 +50,9 @@ HOUSEKEEPING_INTERVAL = 30.0
 
 
 @asynccontextmanager
-async def open_registry(config: NodeConfig) -> AsyncIterator[Registry]:
+async def open_registry(
+    config: NodeConfig, read_only: Callable[[str], bool] = lambda repo: False
+) -> AsyncIterator[Registry]:
     """Open the node's stores under ``config.data``; closes them on exit."""
     config.data.mkdir(parents=True, exist_ok=True)
     blob_store = FsBlobStore(config.data / "blobs")
@@ -55,13 +63,41 @@ async def open_registry(config: NodeConfig) -> AsyncIterator[Registry]:
             meta,
             delete_enabled=config.delete_enabled,
             chunk_min_length=config.chunk_min_length,
+            read_only=read_only,
         )
     finally:
         await meta.aclose()
 
 
+@asynccontextmanager
+async def open_upstreams(config: NodeConfig) -> AsyncIterator[dict[str, Upstream]]:
+    """One pooled HTTP client and one registry client per configured upstream."""
+    if not config.upstreams:
+        yield {}
+        return
+    from adapters.oci import OCIClient
+
+    async with AsyncExitStack() as stack:
+        clients: dict[str, Upstream] = {}
+        for upstream in config.upstreams:
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=upstream.timeout))
+            )
+            credentials = None
+            if upstream.username:
+                credentials = Credentials(upstream.username, upstream.password)
+            client = OCIClient(upstream.url, http=http, credentials=credentials)
+            stack.push_async_callback(client.aclose)
+            clients[upstream.name] = client
+        yield clients
+
+
 def create_app(
-    registry: Registry, metrics: Metrics, accel: Callable[[Digest], str] | None = None
+    registry: Registry,
+    metrics: Metrics,
+    accel: Callable[[Digest], str] | None = None,
+    router: Router | None = None,
+    proxy: ProxyCache | None = None,
 ) -> Any:
     """The ASGI application: the OCI routes, /healthz and /metrics, observed.
 
@@ -72,8 +108,9 @@ def create_app(
     app.config.update(MAX_CONTENT_LENGTH=None, BODY_TIMEOUT=None, RESPONSE_TIMEOUT=None)
     # "/v2//x" is an invalid name to report, not a path to redirect.
     app.url_map.merge_slashes = False
-    for module in (blobs, uploads, manifests, listing):
+    for module in (blobs, uploads, manifests):
         app.register_blueprint(module.blueprint(registry))
+    app.register_blueprint(listing.blueprint(registry, router, proxy))
 
     @app.route("/v2/", methods=["GET", "HEAD"])
     async def base() -> Response:
@@ -102,7 +139,7 @@ def create_app(
         body = f'{{"errors":[{{"code":"NOT_FOUND","message":"{exc.name.lower()}"}}]}}'
         return Response(body, status=status, content_type="application/json")
 
-    return ObserveMiddleware(PullRoutes(registry, app, accel), metrics)
+    return ObserveMiddleware(PullRoutes(registry, app, accel, router, proxy), metrics)
 
 
 async def housekeeping(registry: Registry, config: NodeConfig, metrics: Metrics) -> None:
@@ -141,13 +178,24 @@ async def serve(
 ) -> None:
     """Run one node process until cancelled; ``task_status.started(port)`` once listening."""
     metrics = Metrics()
-    async with open_registry(config) as registry, trio.open_nursery() as nursery:
+    router = Router(config.upstreams)
+    async with (
+        open_registry(config, read_only=router.is_proxied) as registry,
+        open_upstreams(config) as clients,
+        trio.open_nursery() as nursery,
+    ):
+        proxy = None
+        if router:
+            fills = Fills(registry.blobs, nursery, deadline=config.fill_deadline)
+            proxy = ProxyCache(registry, fills, clients)
         hc = hypercorn_config(config)
         accel = None
         if config.accel_redirect and isinstance(registry.blobs, FsBlobStore):
             prefix, store = config.accel_redirect.rstrip("/") + "/", registry.blobs
             accel = lambda digest: prefix + store.relative_path(digest)  # noqa: E731
-        app = wrap_app(create_app(registry, metrics, accel), hc.wsgi_max_body_size, "asgi")
+        app = wrap_app(
+            create_app(registry, metrics, accel, router, proxy), hc.wsgi_max_body_size, "asgi"
+        )
         binds = await nursery.start(partial(worker_serve, app, hc, sockets=sockets))
         nursery.start_soon(housekeeping, registry, config, metrics)
         port = int(binds[0].rsplit(":", 1)[1])

@@ -7,11 +7,38 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "NodeConfig", "load_config"]
+__all__ = ["ConfigError", "NodeConfig", "UpstreamConfig", "load_config"]
 
 
 class ConfigError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """A registry this node pulls through (a ``[[upstream]]`` table)."""
+
+    name: str
+    url: str
+    #: ``/v2/<project>/<path>`` pulls ``<path>`` from this upstream (a proxy project).
+    project: str = ""
+    #: containerd mirror mode: ``?ns=<namespace>`` values served from this upstream.
+    namespaces: tuple[str, ...] = ()
+    #: serve names with neither a project nor ``ns`` from here (Docker's registry-mirrors).
+    default: bool = False
+    #: Docker Hub: one-segment names are ``library/<name>``.
+    library_prefix: bool = False
+    username: str = ""
+    password: str = field(default="", repr=False)
+    #: a tag is served from cache this long before it is revalidated with a HEAD
+    tag_ttl: float = 60.0
+    #: the failure budget of one metadata request before the cache answers instead
+    timeout: float = 2.0
+
+    @property
+    def cache_prefix(self) -> str:
+        """Where this upstream's content is cached: ``<project or name>/<remote name>``."""
+        return self.project or self.name
 
 
 @dataclass
@@ -34,7 +61,9 @@ class NodeConfig:
     #: URL prefix of an nginx ``internal`` location whose root is ``<data>/blobs/blobs/``;
     #: when set, blob GETs are answered with ``X-Accel-Redirect`` for nginx to sendfile.
     accel_redirect: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: deadline of one pull-through blob fill
+    fill_deadline: float = 3600.0
+    upstreams: list[UpstreamConfig] = field(default_factory=list)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -53,6 +82,7 @@ def load_config(path: Path | None, **overrides: Any) -> NodeConfig:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         values.update(doc.get("node", {}))
+        values["upstreams"] = [_upstream(table) for table in doc.get("upstream", [])]
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(NodeConfig)}
     unknown = sorted(set(values) - known)
@@ -61,3 +91,18 @@ def load_config(path: Path | None, **overrides: Any) -> NodeConfig:
     if "data" in values:
         values["data"] = Path(values["data"])
     return NodeConfig(**values)
+
+
+def _upstream(table: dict[str, Any]) -> UpstreamConfig:
+    known = {f.name for f in fields(UpstreamConfig)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"unknown upstream settings: {', '.join(unknown)}")
+    if not table.get("name") or not table.get("url"):
+        raise ConfigError("every [[upstream]] needs a name and a url")
+    values = dict(table)
+    values["namespaces"] = tuple(values.get("namespaces", ()))
+    upstream = UpstreamConfig(**values)
+    if upstream.project and ("/" in upstream.project or not upstream.project.strip()):
+        raise ConfigError(f"upstream {upstream.name}: project must be one path segment")
+    return upstream

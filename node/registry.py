@@ -50,8 +50,11 @@ class Registry:
         delete_enabled: bool = True,
         chunk_min_length: int = 0,
         clock: Callable[[], float] = time.time,
+        read_only: Callable[[str], bool] = lambda repo: False,
     ) -> None:
         self.blobs = blobs
+        #: repositories that refuse pushes and deletes (proxy projects)
+        self.read_only = read_only
         self.meta = meta
         self.delete_enabled = delete_enabled
         self.chunk_min_length = chunk_min_length
@@ -105,6 +108,7 @@ class Registry:
     # ------------------------------------------------------------------ blob pushes
 
     async def start_upload(self, repo: str) -> UploadRecord:
+        self._check_writable(repo)
         record = UploadRecord(uuid.uuid4().hex, repo, self.clock())
         await self.meta.create_upload(record)
         return record
@@ -189,6 +193,7 @@ class Registry:
         self, repo: str, digest: Digest, body: AsyncIterable[bytes], length: int | None
     ) -> None:
         """A monolithic upload (``POST ?digest=``)."""
+        self._check_writable(repo)
         writer = await self.blobs.create()
         try:
             await _copy(body, writer)
@@ -203,6 +208,7 @@ class Registry:
 
     async def mount(self, repo: str, source: str, digest: Digest) -> bool:
         """Link a blob visible in ``source`` into ``repo``; False when it is not there."""
+        self._check_writable(repo)
         size = await self.meta.blob_size(source, digest)
         if size is None or await self.blobs.stat(digest) is None:
             return False
@@ -220,6 +226,7 @@ class Registry:
     async def put_manifest(
         self, repo: str, reference: str, body: bytes, content_type: str | None
     ) -> StoredManifest:
+        self._check_writable(repo)
         ref = check_reference(reference)
         parsed = parse_manifest(body, content_type)
         if isinstance(ref, Digest):
@@ -257,7 +264,7 @@ class Registry:
     # ------------------------------------------------------------------ deletes
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
-        self._check_delete()
+        self._check_delete(repo)
         ref = check_reference(reference)
         if isinstance(ref, Digest):
             found = await self.meta.delete_manifest(repo, ref)
@@ -267,15 +274,20 @@ class Registry:
             raise OCIError("MANIFEST_UNKNOWN", detail={"name": repo, "reference": reference})
 
     async def delete_blob(self, repo: str, digest: Digest) -> None:
-        self._check_delete()
+        self._check_delete(repo)
         if not await self.meta.unlink_blob(repo, digest):
             raise OCIError("BLOB_UNKNOWN", detail={"digest": str(digest)})
         if not await self.meta.blob_in_use(digest):
             await self.blobs.delete(digest)
 
-    def _check_delete(self) -> None:
+    def _check_delete(self, repo: str) -> None:
         if not self.delete_enabled:
             raise OCIError("UNSUPPORTED", "deletes are disabled on this node")
+        self._check_writable(repo)
+
+    def _check_writable(self, repo: str) -> None:
+        if self.read_only(repo):
+            raise OCIError("DENIED", f"{repo} is in a proxy project, which is read-only")
 
     # ------------------------------------------------------------------ housekeeping
 

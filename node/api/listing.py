@@ -7,6 +7,8 @@ import json
 from quart import Blueprint, request
 
 from node.api.http import Response, page_args, paged
+from node.proxy.cache import ProxyCache
+from node.proxy.router import Router
 from node.registry import Registry
 from portmesh.oci.digest import parse_digest
 from portmesh.oci.mediatypes import OCI_INDEX
@@ -15,14 +17,20 @@ from portmesh.oci.names import check_name
 __all__ = ["blueprint"]
 
 
-def blueprint(registry: Registry) -> Blueprint:
+def blueprint(
+    registry: Registry, router: Router | None = None, proxy: ProxyCache | None = None
+) -> Blueprint:
     bp = Blueprint("listing", __name__)
 
     @bp.route("/v2/<path:name>/tags/list", methods=["GET"])
     async def tags(name: str) -> Response:
         repo = check_name(name)
         n, last = page_args(request)
-        found = await registry.tags(repo, None if n is None else n + 1, last)
+        route = router.route(repo, request.args.get("ns")) if router else None
+        if route is not None and proxy is not None:
+            found = await proxy.tags(route, None if n is None else n + 1, last)
+        else:
+            found = await registry.tags(repo, None if n is None else n + 1, last)
         page, link = paged(f"/v2/{repo}/tags/list", found, n)
         return _json({"name": repo, "tags": page}, link)
 

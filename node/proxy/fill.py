@@ -30,10 +30,11 @@ CHUNK = 1024 * 1024
 
 
 class Source(Protocol):
-    """An upstream response body: its declared size, then its bytes as they arrive."""
+    """An upstream blob body (``adapters.base.BlobStream``): the whole blob's declared
+    size when known, then its bytes as they arrive."""
 
     @property
-    def size(self) -> int | None: ...
+    def total(self) -> int | None: ...
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
@@ -116,7 +117,7 @@ class Fills:
         try:
             with trio.fail_after(self.deadline):
                 async with fetch() as source:
-                    fill.size = source.size
+                    fill.size = source.total
                     fill.ready.set()
                     async for chunk in source:
                         await writer.write(chunk)

@@ -42,7 +42,7 @@ class Upstream:
 class _Body:
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self.size = upstream.size
+        self.total = upstream.size
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         up, pos = self.upstream, 0

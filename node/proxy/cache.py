@@ -1,0 +1,236 @@
+"""The pull-through cache: manifests and blobs of proxied repositories.
+
+- Manifests by digest are immutable: cached for good. By tag: served from cache within
+  the upstream's ``tag_ttl``; after it, revalidated with a HEAD (HEADs do not count
+  against Docker Hub's pull limits), and refetched only when the digest moved.
+- Stale-if-error: when the upstream refuses, times out (``timeout``, about 2 s), answers
+  5xx or 429, fails authentication, or says 404 for something cached, the cached
+  manifest is served and marked stale. A circuit breaker stops asking an upstream that
+  keeps failing, so a dead upstream never makes pulls wait.
+- Upstream 404s are remembered briefly (negative cache).
+- Blobs come through :class:`~node.proxy.fill.Fills`: one fetch per digest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from adapters.base import (
+    AuthFailed,
+    NotFound,
+    RateLimited,
+    Upstream,
+    UpstreamError,
+)
+from node.proxy.fill import Fill, Fills
+from node.proxy.router import Route
+from node.registry import Registry
+from node.storage.base import BlobReader, ManifestRecord
+from portmesh.oci.digest import Digest, parse_digest
+from portmesh.oci.errors import OCIError
+from portmesh.oci.manifest import parse_manifest
+
+__all__ = ["Breaker", "CachedManifest", "ProxyCache"]
+
+NEGATIVE_TTL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class CachedManifest:
+    record: ManifestRecord
+    #: "hit", "miss", "revalidated" or "stale"
+    state: str
+
+
+class Breaker:
+    """Opens after ``threshold`` consecutive failures; lets one try through per ``cooldown``."""
+
+    def __init__(self, clock: Callable[[], float], threshold: int = 3, cooldown: float = 10.0):
+        self.clock = clock
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if self.clock() - self.opened_at >= self.cooldown:
+            self.opened_at = self.clock()  # half-open: one try, then wait again
+            return True
+        return False
+
+    def succeeded(self) -> None:
+        self.failures, self.opened_at = 0, None
+
+    def failed(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.opened_at = self.clock()
+
+
+class ProxyCache:
+    """Pull-through operations for routed repositories, on the node's own storage."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        fills: Fills,
+        clients: dict[str, Upstream],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.fills = fills
+        self.clients = clients
+        self.clock = clock
+        self._fresh: dict[tuple[str, str], float] = {}
+        self._absent: dict[tuple[str, str], float] = {}
+        self._breakers = {name: Breaker(clock) for name in clients}
+
+    # ------------------------------------------------------------------ manifests
+
+    async def manifest(self, route: Route, reference: str) -> CachedManifest:
+        meta, local = self.registry.meta, route.local
+        cached = await meta.get_manifest(local, reference)
+        if ":" in reference:
+            digest = parse_digest(reference)
+            if cached is not None:
+                return CachedManifest(cached, "hit")
+
+            async def fetch(client: Upstream) -> CachedManifest:
+                return CachedManifest(await self._fetch(client, route, digest, None), "miss")
+
+            return await self._ask(route, reference, None, fetch)
+        key = (local, reference)
+        if cached is not None and self.clock() - self._fresh.get(key, -1e18) < (
+            route.upstream.tag_ttl
+        ):
+            return CachedManifest(cached, "hit")
+
+        async def revalidate(client: Upstream) -> CachedManifest:
+            resolved = await client.resolve(route.remote, reference)
+            if cached is not None and resolved.digest == cached.digest:
+                self._fresh[key] = self.clock()
+                return CachedManifest(cached, "revalidated")
+            record = await self._fetch(client, route, resolved.digest, reference)
+            self._fresh[key] = self.clock()
+            return CachedManifest(record, "miss")
+
+        return await self._ask(route, reference, cached, revalidate)
+
+    async def _fetch(
+        self, client: Upstream, route: Route, digest: Digest, tag: str | None
+    ) -> ManifestRecord:
+        fetched = await client.fetch_manifest(route.remote, str(digest))
+        parsed = parse_manifest(fetched.body, fetched.media_type)
+        record = ManifestRecord(
+            digest=digest,
+            media_type=parsed.media_type,
+            body=fetched.body,
+            subject=parsed.subject.digest if parsed.subject else None,
+            artifact_type=parsed.artifact_type,
+            annotations=parsed.annotations,
+            created=time.time(),
+        )
+        # The blobs it references are fetched on demand, so none is required here.
+        await self.registry.meta.put_manifest(route.local, record, tag=tag, blobs=(), children=())
+        return record
+
+    async def _ask(
+        self,
+        route: Route,
+        reference: str,
+        cached: ManifestRecord | None,
+        ask: Callable[[Upstream], Awaitable[CachedManifest]],
+    ) -> CachedManifest:
+        """Run ``ask(client)`` within the failure budget; when it fails serve ``cached``."""
+        upstream = route.upstream
+        breaker = self._breakers[upstream.name]
+        absent_key = (route.local, reference)
+        if cached is None and self._absent.get(absent_key, -1e18) > self.clock():
+            raise OCIError("MANIFEST_UNKNOWN", f"upstream {upstream.name} has no {reference}")
+        error: OCIError
+        if not breaker.allow():
+            error = OCIError("UNAVAILABLE", f"upstream {upstream.name} is failing; not asked")
+        else:
+            try:
+                with trio.fail_after(upstream.timeout):
+                    result = await ask(self.clients[upstream.name])
+                breaker.succeeded()
+                return result
+            except NotFound as exc:
+                breaker.succeeded()
+                self._absent[absent_key] = self.clock() + NEGATIVE_TTL
+                error = OCIError("MANIFEST_UNKNOWN", f"upstream {upstream.name}: {exc}")
+            except (UpstreamError, trio.TooSlowError) as exc:
+                breaker.failed()
+                error = _translate(upstream.name, exc)
+        if cached is not None:
+            return CachedManifest(cached, "stale")
+        raise error
+
+    async def tags(self, route: Route, n: int | None, last: str | None) -> list[str]:
+        """The upstream's tags; the cached ones when the upstream cannot answer."""
+        upstream = route.upstream
+        breaker = self._breakers[upstream.name]
+        error: OCIError | None = None
+        if breaker.allow():
+            try:
+                with trio.fail_after(upstream.timeout):
+                    found = await self.clients[upstream.name].list_tags(route.remote, n, last)
+                breaker.succeeded()
+                return found
+            except NotFound as exc:
+                breaker.succeeded()
+                raise OCIError("NAME_UNKNOWN", f"upstream {upstream.name}: {exc}") from exc
+            except (UpstreamError, trio.TooSlowError) as exc:
+                breaker.failed()
+                error = _translate(upstream.name, exc)
+        cached = await self.registry.meta.list_tags(route.local, n, last)
+        if cached is None:
+            raise error or OCIError("UNAVAILABLE", f"upstream {upstream.name} is failing")
+        return cached
+
+    # ------------------------------------------------------------------ blobs
+
+    async def blob(self, route: Route, digest: Digest) -> BlobReader | Fill:
+        """The local blob, or the fill bringing it (raises OCIError when that fails)."""
+        meta, local = self.registry.meta, route.local
+        size = await meta.blob_size(local, digest)
+        if size is None:
+            size = await self.registry.blobs.stat(digest)
+            if size is not None:  # cached through another repository of this upstream
+                await meta.link_blob(local, digest, size)
+        if size is not None:
+            return await self.registry.open_blob(local, digest)
+        client = self.clients[route.upstream.name]
+
+        async def link(size: int) -> None:
+            await meta.link_blob(local, digest, size)
+
+        try:
+            return await self.fills.join(
+                digest, lambda: client.open_blob(route.remote, digest), link
+            )
+        except Exception as exc:
+            cause = exc.__cause__
+            if isinstance(cause, NotFound):
+                raise OCIError("BLOB_UNKNOWN", detail={"digest": str(digest)}) from exc
+            if isinstance(cause, (UpstreamError, trio.TooSlowError)):
+                raise _translate(route.upstream.name, cause) from exc
+            raise
+
+
+def _translate(name: str, exc: BaseException) -> OCIError:
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else {}
+        return OCIError("TOOMANYREQUESTS", f"upstream {name}: {exc}", headers=headers)
+    if isinstance(exc, AuthFailed):
+        return OCIError("UNAVAILABLE", f"upstream {name} refused the node's credentials: {exc}")
+    if isinstance(exc, trio.TooSlowError):
+        return OCIError("UNAVAILABLE", f"upstream {name} did not answer in time")
+    return OCIError("UNAVAILABLE", f"upstream {name}: {exc}")
