@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from support.images import OCI_INDEX, read_blob, write_image, write_multiarch_image
 from support.servers import require_binary
 

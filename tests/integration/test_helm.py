@@ -13,6 +13,7 @@ import helm_python as helm
 import httpx
 import pytest
 import trio
+
 from support.clients import MANIFEST_ACCEPT, head_manifest_digest
 from support.servers import Server
 

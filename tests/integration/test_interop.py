@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support.clients import digest_of, head_manifest_digest, skopeo_copy, skopeo_inspect_raw
 from support.images import MiB, write_image, write_multiarch_image
 from support.servers import Server

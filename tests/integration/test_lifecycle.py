@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+
 from support.clients import (
     MANIFEST_ACCEPT,
     head_manifest_digest,

@@ -15,6 +15,7 @@ import oras.client
 import oras.oci
 import pytest
 import trio
+
 from support.clients import skopeo_copy
 from support.images import OCI_INDEX, OCI_MANIFEST, Image, MiB, write_image
 from support.servers import Server

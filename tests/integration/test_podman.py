@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from support.clients import skopeo_copy
 from support.images import MiB, read_blob, write_image, write_multiarch_image
 from support.servers import Server, podman_env, run_tool

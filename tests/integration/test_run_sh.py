@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support.clients import head_manifest_digest, skopeo_copy
 from support.images import write_image
 from support.servers import REPO_ROOT, free_port, run_server

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from support.clients import digest_of, head_manifest_digest, skopeo_copy, skopeo_inspect_raw
 from support.images import (
     OCI_INDEX,

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from support.servers import run_node
 
 from node.config import ConfigError, load_config
 from portmesh.cli import main
+from support.servers import run_node
 
 
 def test_node_refuses_to_start_without_auth(
