@@ -33,6 +33,7 @@ from node.api.pulls import PullRoutes
 from node.config import NodeConfig
 from node.observe import Metrics, ObserveMiddleware
 from node.proxy.cache import ProxyCache
+from node.proxy.evict import evict
 from node.proxy.fill import Fills
 from node.proxy.router import Router
 from node.registry import Registry
@@ -142,8 +143,11 @@ def create_app(
     return ObserveMiddleware(PullRoutes(registry, app, accel, router, proxy), metrics)
 
 
-async def housekeeping(registry: Registry, config: NodeConfig, metrics: Metrics) -> None:
-    """Flush access times, publish storage usage and purge stale uploads, forever."""
+async def housekeeping(
+    registry: Registry, config: NodeConfig, metrics: Metrics, router: Router
+) -> None:
+    """Flush access times, publish storage usage, purge stale uploads and keep the cache
+    under its limit, forever."""
     try:
         while True:
             await trio.sleep(HOUSEKEEPING_INTERVAL)
@@ -153,6 +157,8 @@ async def housekeeping(registry: Registry, config: NodeConfig, metrics: Metrics)
                 purged = await registry.purge_uploads(registry.clock() - config.upload_ttl)
                 if purged:
                     log.info("purged %d stale upload sessions", purged)
+                if router and config.cache_max_bytes:
+                    await evict(registry, router.is_cache, config.cache_max_bytes)
             except Exception:
                 log.exception("housekeeping failed; retrying next round")
     finally:
@@ -197,7 +203,7 @@ async def serve(
             create_app(registry, metrics, accel, router, proxy), hc.wsgi_max_body_size, "asgi"
         )
         binds = await nursery.start(partial(worker_serve, app, hc, sockets=sockets))
-        nursery.start_soon(housekeeping, registry, config, metrics)
+        nursery.start_soon(housekeeping, registry, config, metrics, router)
         port = int(binds[0].rsplit(":", 1)[1])
         log.info("node listening on %s", binds[0])
         task_status.started(port)

@@ -63,6 +63,8 @@ class NodeConfig:
     accel_redirect: str = ""
     #: deadline of one pull-through blob fill
     fill_deadline: float = 3600.0
+    #: byte limit of the pull-through cache (0: none); least recently pulled goes first
+    cache_max_bytes: int = 0
     upstreams: list[UpstreamConfig] = field(default_factory=list)
 
     @property

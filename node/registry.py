@@ -69,8 +69,12 @@ class Registry:
         if size is None:
             raise OCIError("BLOB_UNKNOWN", detail={"digest": str(digest)})
         if pulled:
-            self._pending_access[digest] = self.clock()
+            self.note_pull(digest)
         return size
+
+    def note_pull(self, digest: Digest) -> None:
+        """Remember a pull; access times reach storage in batches (``flush_access_times``)."""
+        self._pending_access[digest] = self.clock()
 
     async def open_blob(self, repo: str, digest: Digest) -> BlobReader:
         """Open a blob visible in ``repo``; the caller closes the reader."""
@@ -85,7 +89,7 @@ class Registry:
         record = await self.meta.get_manifest(repo, str(ref))
         if record is None:
             raise OCIError("MANIFEST_UNKNOWN", detail={"name": repo, "reference": reference})
-        self._pending_access[record.digest] = self.clock()
+        self.note_pull(record.digest)
         return record
 
     async def tags(self, repo: str, n: int | None, last: str | None) -> list[str]:

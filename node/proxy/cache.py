@@ -206,11 +206,15 @@ class ProxyCache:
             if size is not None:  # cached through another repository of this upstream
                 await meta.link_blob(local, digest, size)
         if size is not None:
-            return await self.registry.open_blob(local, digest)
+            try:
+                return await self.registry.open_blob(local, digest)
+            except OCIError:
+                pass  # evicted meanwhile: fetch it again
         client = self.clients[route.upstream.name]
 
         async def link(size: int) -> None:
             await meta.link_blob(local, digest, size)
+            self.registry.note_pull(digest)
 
         try:
             return await self.fills.join(

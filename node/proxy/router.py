@@ -40,6 +40,7 @@ class Router:
         if len({u.name for u in upstreams}) != len(upstreams):
             raise ConfigError("upstream names must be unique")
         self._default = defaults[0] if defaults else None
+        self._prefixes = {u.cache_prefix for u in upstreams}
 
     def __bool__(self) -> bool:
         return bool(self._projects or self._namespaces or self._default)
@@ -56,6 +57,10 @@ class Router:
         if upstream.library_prefix and "/" not in name:
             name = f"library/{name}"
         return Route(upstream, name)
+
+    def is_cache(self, name: str) -> bool:
+        """Whether ``name`` is a repository the proxy caches into."""
+        return name.partition("/")[0] in self._prefixes
 
     def is_proxied(self, name: str) -> bool:
         """Whether ``name`` lies in a proxy project (pushes there are refused)."""

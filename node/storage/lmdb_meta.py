@@ -467,6 +467,32 @@ class LmdbMetadataStore:
         raw = self._read(lambda txn: txn.get(_d(digest), db=self._db["atime"]))
         return None if raw is None else float(_unpack(raw))
 
+    async def least_recent(self, limit: int) -> list[tuple[Digest, float]]:
+        def scan() -> list[tuple[Digest, float]]:
+            def txn_fn(txn: Txn) -> list[tuple[Digest, float]]:
+                with txn.cursor(db=self._db["atime"]) as cursor:
+                    found = [(_digest(k), float(_unpack(v))) for k, v in cursor.iternext()]
+                return sorted(found, key=lambda item: item[1])[: max(limit, 0)]
+
+            return self._read(txn_fn)
+
+        # A long scan: in a worker thread, never on the event loop.
+        return await trio.to_thread.run_sync(scan)
+
+    async def forget_access(self, digest: Digest) -> None:
+        key = _d(digest)
+        await self._write(lambda txn: txn.delete(key, db=self._db["atime"]))
+
+    async def blob_repos(self, digest: Digest) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        prefix = _d(digest) + b"\0"
+
+        def txn_fn(txn: Txn) -> list[str]:
+            with txn.cursor(db=self._db["blobrepos"]) as cursor:
+                return [key.decode() for key in _scan(cursor, prefix, prefix, None)]
+
+        return self._read(txn_fn)
+
     async def aclose(self) -> None:
         """Close the environment. Idempotent."""
         if not self._closed:

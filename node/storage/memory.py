@@ -366,5 +366,21 @@ class MemoryMetadataStore:
         await trio.lowlevel.checkpoint()
         return self._atime.get(digest)
 
+    async def least_recent(self, limit: int) -> list[tuple[Digest, float]]:
+        await trio.lowlevel.checkpoint()
+        return sorted(self._atime.items(), key=lambda item: item[1])[: max(limit, 0)]
+
+    async def forget_access(self, digest: Digest) -> None:
+        await trio.lowlevel.checkpoint()
+        self._atime.pop(digest, None)
+
+    async def blob_repos(self, digest: Digest) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        return sorted(
+            name
+            for name, repo in self._repos.items()
+            if digest in repo.links or digest in repo.referenced_blobs()
+        )
+
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()

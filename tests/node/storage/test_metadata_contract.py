@@ -330,6 +330,30 @@ async def test_access_times_only_move_forward(meta: MetadataStore) -> None:
     assert await meta.last_access(d2) == 100.0
 
 
+async def test_least_recent_orders_by_access_and_forgets(meta: MetadataStore) -> None:
+    old, mid, new = blob("old"), blob("mid", "sha512"), blob("new")
+    await meta.touch([mid], 200.0)
+    await meta.touch([new], 300.0)
+    await meta.touch([old], 100.0)
+    assert await meta.least_recent(10) == [(old, 100.0), (mid, 200.0), (new, 300.0)]
+    assert await meta.least_recent(2) == [(old, 100.0), (mid, 200.0)]
+    await meta.forget_access(old)
+    assert await meta.last_access(old) is None
+    assert [d for d, _ in await meta.least_recent(10)] == [mid, new]
+
+
+async def test_blob_repos_lists_links_and_references(meta: MetadataStore) -> None:
+    layer, other = blob("layer"), blob("other")
+    assert await meta.blob_repos(layer) == []
+    await meta.link_blob("b/pushed", layer, 5)
+    await meta.link_blob("a/mounted", layer, 5)
+    await meta.link_blob("b/pushed", other, 5)
+    await put(meta, "c/image", manifest("m"), "v1", blobs=(layer,))
+    assert await meta.blob_repos(layer) == ["a/mounted", "b/pushed", "c/image"]
+    await meta.unlink_blob("a/mounted", layer)
+    assert await meta.blob_repos(layer) == ["b/pushed", "c/image"]
+
+
 # ---------------------------------------------------------------------------- atomicity
 
 
