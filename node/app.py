@@ -124,6 +124,12 @@ def create_app(
     @app.route("/metrics", methods=["GET"])
     async def render_metrics() -> Response:
         metrics.storage.set(await registry.blobs.usage())
+        for name, client in (proxy.clients if proxy else {}).items():
+            limit = getattr(client, "rate_limit", None)
+            if limit is not None and limit.limit is not None:
+                metrics.ratelimit_limit.labels(name).set(limit.limit)
+            if limit is not None and limit.remaining is not None:
+                metrics.ratelimit_remaining.labels(name).set(limit.remaining)
         return Response(metrics.render(), content_type="text/plain; version=0.0.4")
 
     @app.errorhandler(OCIError)

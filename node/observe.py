@@ -66,6 +66,20 @@ class Metrics:
         self.bytes_out = Counter(
             "portmesh_http_sent_bytes", "Response body bytes", ["route"], registry=r
         )
+        self.ratelimit_limit = Gauge(
+            "portmesh_upstream_ratelimit_limit",
+            "Pulls the upstream allows per window (Docker Hub's ratelimit-limit)",
+            ["upstream"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.ratelimit_remaining = Gauge(
+            "portmesh_upstream_ratelimit_remaining",
+            "Pulls left in the upstream's window (Docker Hub's ratelimit-remaining)",
+            ["upstream"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.storage = Gauge(
             "portmesh_storage_blob_bytes",
             "Bytes held by committed blobs",

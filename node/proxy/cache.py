@@ -154,6 +154,8 @@ class ProxyCache:
         if cached is None and self._absent.get(absent_key, -1e18) > self.clock():
             raise OCIError("MANIFEST_UNKNOWN", f"upstream {upstream.name} has no {reference}")
         error: OCIError
+        if cached is not None and self.exhausted(upstream.name):
+            return CachedManifest(cached, "stale")  # no pulls left upstream: do not spend one
         if not breaker.allow():
             error = OCIError("UNAVAILABLE", f"upstream {upstream.name} is failing; not asked")
         else:
@@ -172,6 +174,11 @@ class ProxyCache:
         if cached is not None:
             return CachedManifest(cached, "stale")
         raise error
+
+    def exhausted(self, name: str) -> bool:
+        """Whether the upstream said it has no pulls left (Docker Hub's ``ratelimit-*``)."""
+        limit = getattr(self.clients[name], "rate_limit", None)
+        return limit is not None and limit.remaining == 0
 
     async def tags(self, route: Route, n: int | None, last: str | None) -> list[str]:
         """The upstream's tags; the cached ones when the upstream cannot answer."""

@@ -1,0 +1,205 @@
+"""The pull-through cache's decisions, with a scripted upstream (one layer; the real
+upstream is in tests/integration/test_proxy.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+import pytest
+import trio
+import trio.testing
+
+from adapters.base import BlobStream, FetchedManifest, NotFound, Resolved, Unavailable
+from node.config import UpstreamConfig
+from node.proxy.cache import ProxyCache
+from node.proxy.fill import Fills
+from node.proxy.router import Router
+from node.registry import Registry
+from node.storage.memory import MemoryBlobStore, MemoryMetadataStore
+from portmesh.oci.digest import Digest
+from portmesh.oci.errors import OCIError
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _manifest(name: str) -> bytes:
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json",
+              "digest": str(Digest.of(name.encode())), "size": len(name)}
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config,
+                       "layers": []}).encode()
+
+
+@dataclass
+class Limit:
+    limit: int | None = 100
+    remaining: int | None = 100
+
+
+@dataclass
+class ScriptedUpstream:
+    tags: dict[str, bytes] = field(default_factory=lambda: {"v1": _manifest("one")})
+    failure: Exception | None = None
+    delay: float = 0.0
+    calls: list[str] = field(default_factory=list)
+    rate_limit: Limit = field(default_factory=Limit)
+
+    async def _step(self, call: str) -> None:
+        self.calls.append(call)
+        await trio.sleep(self.delay)
+        if self.failure is not None:
+            raise self.failure
+
+    def _body(self, reference: str) -> bytes:
+        for body in self.tags.values():
+            if reference in (str(Digest.of(body)),):
+                return body
+        if reference in self.tags:
+            return self.tags[reference]
+        raise NotFound(f"{reference} not found", status=404)
+
+    async def resolve(self, repo: str, reference: str) -> Resolved:
+        await self._step(f"HEAD {reference}")
+        body = self._body(reference)
+        return Resolved(Digest.of(body), OCI_MANIFEST, len(body))
+
+    async def fetch_manifest(self, repo: str, reference: str) -> FetchedManifest:
+        await self._step(f"GET {reference}")
+        body = self._body(reference)
+        return FetchedManifest(body, OCI_MANIFEST, Digest.of(body))
+
+    def open_blob(
+        self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
+    ) -> AbstractAsyncContextManager[BlobStream]:
+        raise AssertionError("not used here")
+
+    async def list_tags(
+        self, repo: str, n: int | None = None, last: str | None = None
+    ) -> list[str]:
+        await self._step("TAGS")
+        return sorted(self.tags)
+
+    async def referrers(self, repo: str, digest: Digest, artifact_type: str | None = None) -> bytes:
+        raise AssertionError("not used here")
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Setup = tuple[ProxyCache, ScriptedUpstream, Clock, Router]
+
+
+@pytest.fixture
+async def setup() -> AsyncIterator[Setup]:
+    config = UpstreamConfig("hub", "http://upstream", project="hub", tag_ttl=60, timeout=2)
+    upstream, clock, router = ScriptedUpstream(), Clock(), Router([config])
+    registry = Registry(MemoryBlobStore(), MemoryMetadataStore())
+    async with trio.open_nursery() as nursery:
+        cache = ProxyCache(registry, Fills(registry.blobs, nursery), {"hub": upstream}, clock)
+        yield cache, upstream, clock, router
+        nursery.cancel_scope.cancel()
+
+
+async def test_tag_within_ttl_asks_nothing_then_revalidates_with_a_head(setup: Setup) -> None:
+    cache, upstream, clock, router = setup
+    route = router.route("hub/team/app")
+    first = await cache.manifest(route, "v1")
+    assert first.state == "miss" and upstream.calls == ["HEAD v1", f"GET {first.record.digest}"]
+    upstream.calls.clear()
+    assert (await cache.manifest(route, "v1")).state == "hit"
+    assert upstream.calls == [], "within the TTL nothing goes upstream"
+    clock.now += 61
+    assert (await cache.manifest(route, "v1")).state == "revalidated"
+    assert upstream.calls == ["HEAD v1"], "only a HEAD, which Docker Hub does not count"
+    upstream.calls.clear()
+    assert (await cache.manifest(route, str(first.record.digest))).state == "hit"
+    assert upstream.calls == [], "by digest: immutable"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Unavailable("connection refused"), Unavailable("HTTP 500", status=500),
+     NotFound("gone", status=404)],
+    ids=["refused", "5xx", "404-for-cached"],
+)
+async def test_cached_tag_is_served_stale_when_the_upstream_fails(setup: Setup, failure: Exception) -> None:
+    cache, upstream, clock, router = setup
+    route = router.route("hub/team/app")
+    fresh = await cache.manifest(route, "v1")
+    clock.now += 61
+    upstream.failure = failure
+    stale = await cache.manifest(route, "v1")
+    assert stale.state == "stale" and stale.record.digest == fresh.record.digest
+
+
+async def test_uncached_and_failing_is_a_clear_error_and_404s_are_remembered(setup: Setup) -> None:
+    cache, upstream, _clock, router = setup
+    route = router.route("hub/team/app")
+    upstream.failure = Unavailable("connection refused")
+    with pytest.raises(OCIError) as info:
+        await cache.manifest(route, "v1")
+    assert info.value.code == "UNAVAILABLE"
+    upstream.failure = None
+    with pytest.raises(OCIError) as info:
+        await cache.manifest(route, "nope")
+    assert info.value.code == "MANIFEST_UNKNOWN"
+    calls = len(upstream.calls)
+    with pytest.raises(OCIError):
+        await cache.manifest(route, "nope")
+    assert len(upstream.calls) == calls, "a 404 is remembered for a short while"
+
+
+async def test_slow_upstream_gets_a_budget_then_the_cache_answers(
+    setup: Setup, autojump_clock: trio.testing.MockClock
+) -> None:
+    cache, upstream, clock, router = setup
+    route = router.route("hub/team/app")
+    await cache.manifest(route, "v1")
+    clock.now += 61
+    upstream.delay = 3600
+    started = trio.current_time()
+    assert (await cache.manifest(route, "v1")).state == "stale"
+    assert trio.current_time() - started == pytest.approx(2.0), "the upstream's 2 s budget"
+
+
+async def test_breaker_stops_asking_a_failing_upstream(setup: Setup) -> None:
+    cache, upstream, clock, router = setup
+    route = router.route("hub/team/app")
+    await cache.manifest(route, "v1")
+    upstream.failure = Unavailable("HTTP 503", status=503)
+    for _ in range(3):
+        clock.now += 61
+        await cache.manifest(route, "v1")
+    asked = len(upstream.calls)
+    for _ in range(5):
+        assert (await cache.manifest(route, "v1")).state == "stale"
+    assert len(upstream.calls) == asked, "open breaker: not asked"
+
+
+async def test_no_pulls_left_means_the_cache_answers_without_asking(setup: Setup) -> None:
+    cache, upstream, clock, router = setup
+    route = router.route("hub/team/app")
+    await cache.manifest(route, "v1")
+    upstream.rate_limit.remaining = 0
+    clock.now += 61
+    asked = len(upstream.calls)
+    assert (await cache.manifest(route, "v1")).state == "stale"
+    assert len(upstream.calls) == asked
+
+
+async def test_tags_fall_back_to_the_cache(setup: Setup) -> None:
+    cache, upstream, _clock, router = setup
+    route = router.route("hub/team/app")
+    assert await cache.tags(route, None, None) == ["v1"]
+    await cache.manifest(route, "v1")
+    upstream.failure = Unavailable("down")
+    assert await cache.tags(route, None, None) == ["v1"]
