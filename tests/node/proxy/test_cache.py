@@ -131,7 +131,9 @@ async def test_tag_within_ttl_asks_nothing_then_revalidates_with_a_head(setup: S
      NotFound("gone", status=404)],
     ids=["refused", "5xx", "404-for-cached"],
 )
-async def test_cached_tag_is_served_stale_when_the_upstream_fails(setup: Setup, failure: Exception) -> None:
+async def test_cached_tag_is_served_stale_when_the_upstream_fails(
+    setup: Setup, failure: Exception
+) -> None:
     cache, upstream, clock, router = setup
     route = router.route("hub/team/app")
     fresh = await cache.manifest(route, "v1")
