@@ -30,6 +30,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _PULL = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)\Z")
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+#: a range starting this far beyond what a fill has written goes upstream by itself
+RANGE_AHEAD = 8 * 1024 * 1024
 
 
 class PullRoutes:
@@ -134,6 +136,9 @@ class PullRoutes:
                 return
 
             def chunks(start: int, length: int | None) -> AsyncIterator[bytes]:
+                if start > fill.written + RANGE_AHEAD and not fill.done:
+                    # Far ahead of the fill (a lazy-pulling snapshotter): ask for the range.
+                    return proxy.ranged(route, digest, start, length)
                 return proxy.fills.read(fill, start, length)
 
             await _stream(fill.size, chunks, _header(scope, b"range"), headers, send)

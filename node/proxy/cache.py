@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
@@ -234,6 +234,23 @@ class ProxyCache:
             if isinstance(cause, (UpstreamError, trio.TooSlowError)):
                 raise _translate(route.upstream.name, cause) from exc
             raise
+
+
+    async def ranged(
+        self, route: Route, digest: Digest, start: int, length: int | None
+    ) -> AsyncIterator[bytes]:
+        """Bytes ``[start, start+length)`` of a blob straight from upstream, uncached (the
+        fill that runs beside it verifies and caches the whole blob)."""
+        client = self.clients[route.upstream.name]
+        async with client.open_blob(route.remote, digest, start, length) as stream:
+            pos, end = stream.offset, None if length is None else start + length
+            async for chunk in stream:  # an upstream that ignored Range sends it all
+                lo, hi = max(start - pos, 0), len(chunk) if end is None else end - pos
+                pos += len(chunk)
+                if hi > lo:
+                    yield chunk[lo:hi]
+                if end is not None and pos >= end:
+                    return
 
 
 def _translate(name: str, exc: BaseException) -> OCIError:

@@ -189,3 +189,24 @@ async def test_two_level_chain_edge_parent_upstream(
                 for server, repo in ((edge, "up/hub/team/multi"), (parent, "hub/team/multi")):
                     catalog = (await client.get(f"{server.url}/v2/_catalog")).json()
                     assert repo in catalog["repositories"], "each level caches"
+
+
+async def test_range_of_a_cold_blob_far_ahead_of_the_fill(
+    docker_registry: Server, skopeo: str, tmp_path: Path
+) -> None:
+    image = write_image(tmp_path / "src", "v1", layer_sizes=(24 * MiB,))
+    await push(skopeo, image.layout, "v1", docker_registry, "team/big")
+    layer = image.layers[0]
+    start = layer.size - 100_000
+    config = write_config(tmp_path / "node.toml", docker_registry)
+    async with (
+        run_node(tmp_path / "node", "--config", str(config)) as node,
+        httpx.AsyncClient(base_url=node.url, timeout=60) as client,
+    ):
+        url = f"/v2/hub/team/big/blobs/{layer.digest}"
+        part = await client.get(url, headers={"Range": f"bytes={start}-{start + 999}"})
+        assert part.status_code == 206
+        assert part.headers["Content-Range"] == f"bytes {start}-{start + 999}/{layer.size}"
+        whole = await client.get(url)
+        assert whole.status_code == 200 and digest_of(whole.content) == layer.digest
+        assert part.content == whole.content[start : start + 1000]
