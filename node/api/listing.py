@@ -10,6 +10,7 @@ from node.api.http import Response, page_args, paged
 from node.proxy.cache import ProxyCache
 from node.proxy.router import Router
 from node.registry import Registry
+from node.storage.base import Referrer
 from portmesh.oci.digest import parse_digest
 from portmesh.oci.mediatypes import OCI_INDEX
 from portmesh.oci.names import check_name
@@ -45,26 +46,36 @@ def blueprint(
     async def referrers(name: str, digest: str) -> Response:
         repo, subject = check_name(name), parse_digest(digest)
         artifact_type = request.args.get("artifactType") or None
-        found = await registry.referrers(repo, subject, artifact_type)
-        manifests = []
-        for ref in found:
-            entry: dict[str, object] = {
-                "mediaType": ref.media_type,
-                "digest": str(ref.digest),
-                "size": ref.size,
-            }
-            if ref.artifact_type:
-                entry["artifactType"] = ref.artifact_type
-            if ref.annotations:
-                entry["annotations"] = ref.annotations
-            manifests.append(entry)
-        body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
-        response = _json(body, None, OCI_INDEX)
+        route = router.route(repo, request.args.get("ns")) if router else None
+        body = None
+        if route is not None and proxy is not None:
+            body = await proxy.referrers(route, subject, artifact_type)
+            repo = route.local
+        if body is None:
+            found = await registry.referrers(repo, subject, artifact_type)
+            body = json.dumps(_index(found)).encode()
+        response = Response(body, status=200, content_type=OCI_INDEX)
         if artifact_type is not None:
             response.headers["OCI-Filters-Applied"] = "artifactType"
         return response
 
     return bp
+
+
+def _index(found: list[Referrer]) -> dict[str, object]:
+    manifests = []
+    for ref in found:
+        entry: dict[str, object] = {
+            "mediaType": ref.media_type,
+            "digest": str(ref.digest),
+            "size": ref.size,
+        }
+        if ref.artifact_type:
+            entry["artifactType"] = ref.artifact_type
+        if ref.annotations:
+            entry["annotations"] = ref.annotations
+        manifests.append(entry)
+    return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
 
 
 def _json(doc: object, link: str | None, content_type: str = "application/json") -> Response:

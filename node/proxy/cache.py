@@ -202,6 +202,26 @@ class ProxyCache:
             raise error or OCIError("UNAVAILABLE", f"upstream {upstream.name} is failing")
         return cached
 
+    async def referrers(
+        self, route: Route, subject: Digest, artifact_type: str | None
+    ) -> bytes | None:
+        """The upstream's referrers index (filtered); None when it cannot answer, so the
+        caller serves the cached referrers instead."""
+        upstream = route.upstream
+        breaker = self._breakers[upstream.name]
+        if not breaker.allow():
+            return None
+        try:
+            with trio.fail_after(upstream.timeout):
+                body = await self.clients[upstream.name].referrers(
+                    route.remote, subject, artifact_type
+                )
+        except (UpstreamError, trio.TooSlowError):
+            breaker.failed()
+            return None
+        breaker.succeeded()
+        return body
+
     # ------------------------------------------------------------------ blobs
 
     async def blob(self, route: Route, digest: Digest) -> BlobReader | Fill:

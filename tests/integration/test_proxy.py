@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -210,3 +211,54 @@ async def test_range_of_a_cold_blob_far_ahead_of_the_fill(
         whole = await client.get(url)
         assert whole.status_code == 200 and digest_of(whole.content) == layer.digest
         assert part.content == whole.content[start : start + 1000]
+
+
+async def _push_manifest(
+    client: httpx.AsyncClient, repo: str, ref: str, doc: dict[str, Any]
+) -> str:
+    body = json.dumps(doc).encode()
+    r = await client.put(
+        f"/v2/{repo}/manifests/{ref}", content=body, headers={"Content-Type": doc["mediaType"]}
+    )
+    assert r.status_code == 201, r.text
+    return str(r.headers["Docker-Content-Digest"])
+
+
+async def test_referrers_are_proxied_from_a_parent_node(
+    skopeo: str, tmp_path: Path
+) -> None:
+    image = write_image(tmp_path / "src", "v1", layer_sizes=(1 * MiB,))
+    async with run_node(tmp_path / "parent") as parent:
+        await push(skopeo, image.layout, "v1", parent, "team/app")
+        async with httpx.AsyncClient(base_url=parent.url) as client:
+            empty = b"{}"
+            r = await client.post(
+                "/v2/team/app/blobs/uploads/", params={"digest": digest_of(empty)}, content=empty
+            )
+            assert r.status_code == 201
+            sbom = await _push_manifest(client, "team/app", "sbom", {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": "application/spdx+json",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                           "digest": digest_of(empty), "size": 2},
+                "layers": [{"mediaType": "application/vnd.oci.empty.v1+json",
+                            "digest": digest_of(empty), "size": 2}],
+                "subject": image.descriptor.to_json(),
+            })
+        edge_config = tmp_path / "edge.toml"
+        edge_config.write_text(
+            f'[[upstream]]\nname = "parent"\nurl = "{parent.url}"\nproject = "up"\n'
+        )
+        async with (
+            run_node(tmp_path / "edge", "--config", str(edge_config)) as edge,
+            httpx.AsyncClient(base_url=edge.url) as client,
+        ):
+            url = f"/v2/up/team/app/referrers/{image.manifest_digest}"
+            found = (await client.get(url)).json()["manifests"]
+            assert [(m["digest"], m["artifactType"]) for m in found] == [
+                (sbom, "application/spdx+json")
+            ]
+            r = await client.get(url, params={"artifactType": "application/vnd.example"})
+            assert r.json()["manifests"] == []
+            assert r.headers["OCI-Filters-Applied"] == "artifactType"
