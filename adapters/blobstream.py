@@ -1,0 +1,151 @@
+"""A blob body streamed from an httpx response: the ``BlobStream`` of the OCI client.
+
+It reads the response's framing (200 vs 206 and ``Content-Range``) once, then yields the
+body as it arrives. If the upstream ignored a ``Range`` (answered 200 to a ranged request),
+the unwanted bytes are skipped here, so the caller always gets exactly what it asked for;
+``status`` still tells what the upstream did.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from typing import cast
+
+import httpx
+import trio
+
+from .errors import ProtocolError, Unavailable, error_from_transport
+
+__all__ = ["HTTPBlobStream", "abandon", "body_chunks"]
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """``response.aiter_bytes()``, typed as the async generator it is (so it can be
+    closed early with ``aclose`` / ``contextlib.aclosing``)."""
+    return cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+
+
+async def abandon(response: httpx.Response, chunks: AsyncGenerator[bytes, None]) -> None:
+    """Stop reading ``response`` early without leaking httpx's nested body generators.
+
+    ``chunks.aclose()`` alone leaves the generators inside ``aiter_bytes`` suspended (trio
+    then warns when they are collected); closing the response first makes the next read
+    fail at the bottom, which unwinds every level. Shielded: it does no network waiting.
+    """
+    with trio.CancelScope(shield=True):
+        await response.aclose()
+        try:
+            while True:
+                await chunks.__anext__()
+        except Exception:  # StopAsyncIteration, or the read error of the closed stream
+            return
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+class HTTPBlobStream:
+    """See :class:`adapters.base.BlobStream`. Made by ``OCIClient.open_blob``; the
+    response is closed by whoever opened it, not by this object."""
+
+    def __init__(
+        self, response: httpx.Response, offset: int, length: int | None, what: str
+    ) -> None:
+        self._response = response
+        self._what = what
+        self._skip = 0
+        self._limit: int | None = None
+        self._chunks: AsyncGenerator[bytes, None] | None = None
+        self.status: int = response.status_code
+        self.offset: int = offset
+        self.length: int | None = length
+        self.total: int | None = None
+        body_length = _int_header(response, "content-length")
+        if self.status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("content-range", "").strip())
+            if match is None:
+                raise ProtocolError(f"{what}: 206 without a usable Content-Range", status=206)
+            start, end = int(match[1]), int(match[2])
+            if start != offset or end < start:
+                raise ProtocolError(
+                    f"{what}: asked for bytes from {offset}, got Content-Range {match[0]!r}",
+                    status=206,
+                )
+            self.offset = start
+            self.length = end - start + 1
+            self.total = int(match[3]) if match[3] != "*" else None
+            if length is not None and self.length > length:
+                self._limit = length
+                self.length = length
+        else:
+            self.total = body_length
+            self.offset = offset
+            self._skip = offset
+            if body_length is not None and offset > body_length:
+                raise ProtocolError(
+                    f"{what}: offset {offset} is past the blob's {body_length} bytes",
+                    status=self.status,
+                )
+            if body_length is None:
+                self.length = length
+            else:
+                rest = body_length - offset
+                self.length = rest if length is None else min(rest, length)
+            self._limit = self.length
+
+    def __repr__(self) -> str:
+        return (
+            f"HTTPBlobStream(status={self.status}, offset={self.offset},"
+            f" length={self.length}, total={self.total})"
+        )
+
+    def __aiter__(self) -> HTTPBlobStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._chunks is None:
+            self._chunks = body_chunks(self._response)
+        chunks = self._chunks
+        while True:
+            if self._limit is not None and self._limit <= 0:
+                await self.aclose()  # the rest (if any) is not wanted
+                raise StopAsyncIteration
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                self._chunks = None
+                if self._limit:
+                    raise Unavailable(
+                        f"{self._what}: stream ended {self._limit} bytes short"
+                    ) from None
+                raise
+            except httpx.HTTPError as exc:
+                self._chunks = None
+                raise error_from_transport(exc, self._what) from exc
+            if self._skip:
+                if len(chunk) <= self._skip:
+                    self._skip -= len(chunk)
+                    continue
+                chunk, self._skip = chunk[self._skip :], 0
+            if self._limit is not None:
+                chunk = chunk[: self._limit]
+                self._limit -= len(chunk)
+            if chunk:
+                return chunk
+
+    async def aclose(self) -> None:
+        """Stop reading the body; closes the response. Idempotent."""
+        if self._chunks is not None:
+            chunks, self._chunks = self._chunks, None
+            await abandon(self._response, chunks)

@@ -1,0 +1,273 @@
+"""``RegistrySession``: authenticated requests to one registry, as the Docker token
+authentication specification describes the dance.
+
+A request goes out anonymously first; a 401 names the scheme in ``WWW-Authenticate``.
+``Basic`` is answered with the configured credentials; ``Bearer realm=...,service=...``
+sends the session to the token service (``GET realm?service=..&scope=..``, with Basic
+credentials when configured) for a token cached per scope (see :class:`TokenCache`). The
+scheme learnt is kept, so later requests carry credentials from the start. A 401 to a
+request that carried a token invalidates that token and is retried once with a fresh one.
+
+The HTTP client is the caller's (pooling, TLS, closing); timeouts are the caller's
+``httpx.Timeout``. Credentials never appear in ``repr`` or in error messages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .auth import (
+    Challenge,
+    Credentials,
+    Token,
+    TokenCache,
+    TokenKey,
+    parse_challenges,
+    parse_issued_at,
+)
+from .blobstream import abandon, body_chunks
+from .errors import (
+    MAX_ERROR_BODY,
+    AuthFailed,
+    ProtocolError,
+    error_from_response,
+    error_from_transport,
+)
+
+__all__ = ["RateLimit", "RegistrySession"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Docker Hub's ``ratelimit-limit`` / ``ratelimit-remaining`` (``N;w=SECONDS``) and
+    ``docker-ratelimit-source`` headers, as last seen."""
+
+    limit: int | None
+    remaining: int | None
+    window: int | None
+    source: str | None
+
+
+def _parse_quota(value: str | None) -> tuple[int | None, int | None]:
+    if not value:
+        return None, None
+    head, _, rest = value.partition(";")
+    window = None
+    if rest.strip().startswith("w="):
+        window = int(rest.strip()[2:]) if rest.strip()[2:].isdigit() else None
+    return (int(head) if head.strip().isdigit() else None), window
+
+
+class RegistrySession:
+    """Authenticated HTTP exchanges with one registry. ``rate_limit`` holds the last
+    ``ratelimit-*`` headers seen (None until a response carries them)."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        credentials: Credentials | None,
+        timeout: httpx.Timeout | None,
+        tokens: TokenCache,
+    ) -> None:
+        self.credentials = credentials
+        self.tokens = tokens
+        self.rate_limit: RateLimit | None = None
+        self._http = http
+        self._timeout = timeout
+        self._challenge: Challenge | None = None
+
+    def __repr__(self) -> str:
+        return f"RegistrySession(credentials={self.credentials!r})"
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        scope: str,
+        what: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send with authentication for ``scope`` (``repository:<name>:pull``); the
+        streamed response is the caller's to close. ``what`` names it in error messages.
+
+        Returns any status but 401; a 401 that the dance cannot get past raises AuthFailed.
+        """
+        retried_token = False
+        sent_basic = False
+        for _ in range(4):
+            authorization, token = await self._authorization(scope, what)
+            request_headers = dict(headers or {})
+            if authorization is not None:
+                request_headers["Authorization"] = authorization
+            response = await self._exchange(method, url, what, request_headers, params)
+            if response.status_code != 401:
+                return response
+            body = await self.read_error(response)
+            await response.aclose()
+            sent_basic = sent_basic or (authorization or "").startswith("Basic ")
+            challenge = _pick_challenge(response.headers.get("www-authenticate", ""))
+            refused = error_from_response(response, body, what)
+            if challenge is None:
+                raise AuthFailed(f"{refused} with no usable WWW-Authenticate challenge", status=401)
+            if self.credentials is None and (challenge.scheme == "basic" or retried_token):
+                raise AuthFailed(
+                    f"{refused}; it needs credentials and none are configured",
+                    status=401,
+                    errors=refused.errors,
+                )
+            if challenge.scheme == "basic":
+                if self.credentials is None:
+                    raise AuthFailed(
+                        f"{refused}; it needs credentials and none are configured",
+                        status=401,
+                        errors=refused.errors,
+                    )
+                if sent_basic:
+                    raise AuthFailed(
+                        f"{refused}; the credentials of user"
+                        f" {self.credentials.username!r} were rejected",
+                        status=401,
+                        errors=refused.errors,
+                    )
+            elif token is not None and challenge == self._challenge:
+                self.tokens.invalidate(_token_key(challenge, scope), token)
+                if retried_token:
+                    raise AuthFailed(
+                        f"{refused}; a fresh token was refused too",
+                        status=401,
+                        errors=refused.errors,
+                    )
+                retried_token = True
+            self._challenge = challenge
+        raise AuthFailed(f"{what}: authentication did not converge", status=401)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        headers: dict[str, str],
+        params: dict[str, str] | None,
+    ) -> httpx.Response:
+        kwargs: dict[str, Any] = {"headers": headers, "params": params}
+        if self._timeout is not None:
+            kwargs["timeout"] = self._timeout
+        try:
+            request = self._http.build_request(method, url, **kwargs)
+            response = await self._http.send(request, stream=True, follow_redirects=True)
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, what) from exc
+        except httpx.HTTPError as exc:
+            raise ProtocolError(f"{what}: {exc}") from exc
+        self._note_rate_limit(response)
+        return response
+
+    async def _authorization(self, scope: str, what: str) -> tuple[str | None, Token | None]:
+        challenge = self._challenge
+        if challenge is None:
+            return None, None
+        if challenge.scheme == "basic":
+            creds = self.credentials
+            return (creds.basic_header() if creds is not None else None), None
+        key = _token_key(challenge, scope)
+        token = await self.tokens.get(key, lambda: self._fetch_token(key, what))
+        return f"Bearer {token.value}", token
+
+    async def _fetch_token(self, key: TokenKey, what: str) -> Token:
+        """One token request to the realm; 401/403 -> AuthFailed, and so on."""
+        what = f"{what}: token for {key.scope!r} from {key.realm}"
+        params = {"scope": key.scope}
+        if key.service:
+            params["service"] = key.service
+        headers = {}
+        if self.credentials is not None:
+            headers["Authorization"] = self.credentials.basic_header()
+        response = await self._exchange("GET", key.realm, what, headers, params)
+        try:
+            if response.status_code != 200:
+                raise error_from_response(response, await self.read_error(response), what)
+            body = await self.read_limited(response, MAX_ERROR_BODY, what)
+        finally:
+            await response.aclose()
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise ProtocolError(f"{what}: answer is not JSON", status=200) from exc
+        value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ProtocolError(f"{what}: answer has no token", status=200)
+        expires_in = doc.get("expires_in")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            expires_in = None
+        issued_at = parse_issued_at(doc.get("issued_at"))
+        return Token.issued(
+            value, now=self.tokens.clock(), expires_in=expires_in, issued_at=issued_at
+        )
+
+    def _note_rate_limit(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "ratelimit-limit" not in headers and "ratelimit-remaining" not in headers:
+            return
+        limit, window = _parse_quota(headers.get("ratelimit-limit"))
+        remaining, remaining_window = _parse_quota(headers.get("ratelimit-remaining"))
+        self.rate_limit = RateLimit(
+            limit, remaining, window or remaining_window, headers.get("docker-ratelimit-source")
+        )
+
+    async def read_error(self, response: httpx.Response) -> bytes:
+        """The start of an error body (for its message); transport trouble gives b""."""
+        data = bytearray()
+        chunks = body_chunks(response)
+        try:
+            async for chunk in chunks:
+                data += chunk
+                if len(data) >= MAX_ERROR_BODY:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            await abandon(response, chunks)
+        return bytes(data[:MAX_ERROR_BODY])
+
+    async def read_limited(self, response: httpx.Response, limit: int, what: str) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ProtocolError(f"{what}: {declared} bytes is over the {limit} byte limit")
+        data = bytearray()
+        chunks = body_chunks(response)
+        try:
+            async for chunk in chunks:
+                data += chunk
+                if len(data) > limit:
+                    raise ProtocolError(f"{what}: body is over the {limit} byte limit")
+        except httpx.HTTPError as exc:
+            raise error_from_transport(exc, what) from exc
+        finally:
+            await abandon(response, chunks)
+        return bytes(data)
+
+
+def _pick_challenge(header: str) -> Challenge | None:
+    """Bearer (with a realm) preferred over Basic; None if neither is offered."""
+    challenges = parse_challenges(header)
+    for challenge in challenges:
+        if challenge.scheme == "bearer" and challenge.params.get("realm"):
+            return Challenge(
+                "bearer",
+                {k: challenge.params[k] for k in ("realm", "service") if k in challenge.params},
+            )
+    for challenge in challenges:
+        if challenge.scheme == "basic":
+            return Challenge("basic", {})
+    return None
+
+
+def _token_key(challenge: Challenge, scope: str) -> TokenKey:
+    return TokenKey(challenge.params.get("realm", ""), challenge.params.get("service", ""), scope)
