@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from registry_content import Pushed, push_image, run_basic_auth_registry
+from registry_content import Pushed, push_image
 
 from adapters.auth import Credentials
 from adapters.errors import AuthFailed, NotFound, ProtocolError, RateLimited, Unavailable
@@ -84,7 +84,7 @@ async def test_anonymous_pull_range_and_tag_pages(
 
 
 async def test_basic_auth_and_a_wrong_password(tmp_path: Path, http: httpx.AsyncClient) -> None:
-    async with run_basic_auth_registry(tmp_path / "auth", {"ci": PASSWORD}) as server:
+    async with run_docker_registry(tmp_path / "auth", {"ci": PASSWORD}) as server:
         good = OCIClient(server.url, http=http, credentials=Credentials("ci", PASSWORD))
         pusher = httpx.AsyncClient(auth=("ci", PASSWORD))
         async with pusher:

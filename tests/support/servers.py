@@ -115,8 +115,9 @@ async def _stop(process: trio.Process) -> None:
         await process.wait()
 
 
-async def _wait_ready(server: Server, process: trio.Process) -> None:
-    """Poll ``GET /v2/`` until 200; fail with the log tail if the process dies or time runs out."""
+async def _wait_ready(server: Server, process: trio.Process, ready: int = 200) -> None:
+    """Poll ``GET /v2/`` until it answers ``ready`` (401 for a registry that wants a login);
+    fail with the log tail if the process dies or time runs out."""
     async with httpx.AsyncClient(timeout=2.0) as client:
         with trio.move_on_after(START_TIMEOUT):
             while True:
@@ -127,20 +128,25 @@ async def _wait_ready(server: Server, process: trio.Process) -> None:
                     )
                 try:
                     response = await client.get(f"{server.url}/v2/")
-                    if response.status_code == 200:
+                    if response.status_code == ready:
                         return
                 except httpx.TransportError:
                     pass
                 await trio.sleep(0.1)
     pytest.fail(
-        f"{server.kind} on {server.address} did not answer GET /v2/ with 200 within"
+        f"{server.kind} on {server.address} did not answer GET /v2/ with {ready} within"
         f" {START_TIMEOUT:.0f}s; its log:\n{server.log_tail()}"
     )
 
 
 @asynccontextmanager
 async def run_server(
-    kind: str, command: Sequence[str], port: int, log: Path, env: dict[str, str] | None = None
+    kind: str,
+    command: Sequence[str],
+    port: int,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ready: int = 200,
 ) -> AsyncIterator[Server]:
     """Run ``command``, a server that will listen on 127.0.0.1:``port``, until the block ends.
 
@@ -153,7 +159,7 @@ async def run_server(
             list(command), stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
         )
     try:
-        await _wait_ready(server, process)
+        await _wait_ready(server, process, ready)
         yield server
     finally:
         with trio.CancelScope(shield=True):
@@ -205,16 +211,38 @@ http:
 """
 
 
+HTPASSWD_CONFIG = """\
+auth:
+  htpasswd:
+    realm: portmesh-tests
+    path: {htpasswd}
+"""
+
+
 @asynccontextmanager
-async def run_docker_registry(workdir: Path) -> AsyncIterator[Server]:
-    """Run docker-registry (CNCF distribution) with filesystem storage in ``workdir``."""
+async def run_docker_registry(
+    workdir: Path, users: dict[str, str] | None = None
+) -> AsyncIterator[Server]:
+    """Run docker-registry (CNCF distribution) with filesystem storage in ``workdir``;
+    with ``users`` (name -> password) it requires HTTP Basic (htpasswd, bcrypt)."""
     binary = require_binary("docker-registry")
     port = free_port()
-    config = _write_file(
-        workdir / "config.yml", DOCKER_REGISTRY_CONFIG.format(root=workdir / "storage", port=port)
-    )
+    text = DOCKER_REGISTRY_CONFIG.format(root=workdir / "storage", port=port)
+    if users:
+        import bcrypt
+
+        lines = [
+            f"{name}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=5)).decode()}\n"
+            for name, pw in users.items()
+        ]
+        htpasswd = _write_file(workdir / "htpasswd", "".join(lines))
+        text += HTPASSWD_CONFIG.format(htpasswd=htpasswd)
+    config = _write_file(workdir / "config.yml", text)
     command = [binary, "serve", str(config)]
-    async with run_server("docker-registry", command, port, workdir / "registry.log") as server:
+    ready = 401 if users else 200
+    async with run_server(
+        "docker-registry", command, port, workdir / "registry.log", ready=ready
+    ) as server:
         yield server
 
 
