@@ -163,9 +163,14 @@ class Fills:
                 return
             if fill.error is not None:
                 raise fill._failed()
-            if pos < fill.written and fill.writer is not None:
+            # The blob's last byte waits for the digest check, so a wrong blob can never
+            # reach a client complete: its response is cut one byte short instead.
+            limit = fill.written
+            if fill.size is not None:
+                limit = min(limit, fill.size - 1)
+            if pos < limit and fill.writer is not None:
                 want = CHUNK if end is None else min(CHUNK, end - pos)
-                data = fill.writer.read_back(pos, want)
+                data = fill.writer.read_back(pos, min(want, limit - pos))
                 pos += len(data)
                 yield data
             else:

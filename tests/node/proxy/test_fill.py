@@ -118,7 +118,7 @@ async def test_bad_upstream_bytes_are_never_cached(upstream: Upstream) -> None:
         with pytest.raises(FillFailed):
             async for chunk in fills.read(fill):
                 got += chunk
-        assert len(got) < len(BLOB) or bytes(got) != BLOB
+        assert len(got) < len(BLOB), "never a complete-looking wrong blob"
     assert await store.stat(DIGEST) is None
     assert upstream.commits == []
     # The next pull tries again, and succeeds once the upstream is right.
