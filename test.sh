@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(docker-registry skopeo podman runc wrk)
+DEBIAN_PACKAGES=(docker-registry skopeo podman runc wrk nginx)
 
 install_debian_packages() {
     local missing=() pkg
@@ -17,7 +17,7 @@ install_debian_packages() {
     echo "test.sh: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q || return 1
-    # docker-registry's post-install starts a system service on :5000; keep it from starting.
+    # docker-registry and nginx start system services (:5000, :80) on install; keep them down.
     local created_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

@@ -109,6 +109,7 @@ class PullRoutes:
             # The front proxy sends the file (and answers Range) with sendfile; its config
             # copies this answer's headers.
             await self.registry.blob_size(name, digest, pulled=True)
+            headers = [h for h in headers if h[0] != b"accept-ranges"]  # nginx adds its own
             headers.append((b"x-accel-redirect", self.accel(digest).encode()))
             await _respond(send, 200, headers)
             return

@@ -1,0 +1,1 @@
+"""Benchmarks of a Portmesh node against docker-registry on loopback (see README.md)."""
