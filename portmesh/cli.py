@@ -147,24 +147,35 @@ async def _serve_until_signal(config: NodeConfig, sockets: Sockets | None) -> No
 
 
 def _run_workers(config: NodeConfig, argv: list[str]) -> int:
-    """Run ``config.workers`` processes serving one listening socket.
+    """Run ``config.workers`` processes, each on a listening socket of its own.
 
-    The launcher only binds the socket and supervises: it imports none of the node, so it
-    costs a few MiB. Each worker is this command again, told to serve the inherited socket.
+    The sockets share the port with ``SO_REUSEPORT``, so the kernel spreads connections
+    evenly over the workers (one shared socket lets whichever worker wakes first take
+    them all). The launcher only binds and supervises: it imports none of the node, so it
+    costs a few MiB. Each worker is this command again, told which socket to serve.
     """
     host, port = config.host_port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=1024)
+    socks = []
+    for _ in range(config.workers):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        port = sock.getsockname()[1]
+        socks.append(sock)
     metrics_dir = config.data / ".metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    command = [sys.executable, "-m", "portmesh.cli", *argv, "--listen-fd", str(sock.fileno())]
+    base = [sys.executable, "-m", "portmesh.cli", *argv, "--listen-fd"]
     procs = [
-        subprocess.Popen(command, pass_fds=[sock.fileno()], env=env)
-        for _ in range(config.workers)
+        subprocess.Popen([*base, str(sock.fileno())], pass_fds=[sock.fileno()], env=env)
+        for sock in socks
     ]
-    sock.close()
+    for sock in socks:
+        sock.close()
     stopping = False
 
     def stop(signum: int, frame: object) -> None:

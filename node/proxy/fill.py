@@ -1,13 +1,15 @@
 """Cache fills: one upstream fetch per blob, streamed to every client that waits for it.
 
 A :class:`Fills` owns a nursery that outlives requests. The first request for a missing
-blob starts a fill there; every request for the same digest, concurrent or late, joins it
-and reads the bytes as they land in the writer (``BlobWriter.read_back``), so each client
-sees the upstream's time to first byte plus a little. The blob is committed, and so made
-visible, only when its digest checks out. A mismatch, a cut stream or the fill's deadline
-caches nothing and raises :class:`FillFailed` in every reader, which aborts their
-responses mid-body: a client never gets a complete-looking wrong blob. A client that
-goes away only stops its own reader; the fill goes on for the others and the next pull.
+blob claims its fill among every worker process sharing the store (``BlobStore.claim``):
+the winner fetches it there, the other processes follow the winner's file. Every request
+for the same digest, concurrent or late, joins its process's fill and reads the bytes as
+they land (``read_back``), so each client sees the upstream's time to first byte plus a
+little. The blob is committed, and so made visible, only when its digest checks out, and
+its last byte reaches no client before that. A mismatch, a cut stream or the fill's
+deadline caches nothing and raises :class:`FillFailed` in every reader, which aborts their
+responses: a client never gets a complete-looking wrong blob. A client that goes away
+only stops its own reader; the fill goes on for the others and the next pull.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Protocol
 
 import trio
 
-from node.storage.base import BlobStore, BlobWriter, StorageError
+from node.storage.base import BlobStore, BlobWriter, PartialBlob, StorageError
 from portmesh.oci.digest import Digest
 
 __all__ = ["CHUNK", "Fill", "FillFailed", "Fills", "Source"]
@@ -27,6 +29,8 @@ __all__ = ["CHUNK", "Fill", "FillFailed", "Fills", "Source"]
 log = logging.getLogger("portmesh.proxy")
 
 CHUNK = 1024 * 1024
+#: how often a process following another's fill looks at its file
+FOLLOW_INTERVAL = 0.01
 
 
 class Source(Protocol):
@@ -53,7 +57,8 @@ class Fill:
         self.done = False
         self.error: BaseException | None = None
         self.ready = trio.Event()  # size known, or failed
-        self.writer: BlobWriter | None = None
+        #: where readers find the bytes written so far
+        self.writer: BlobWriter | PartialBlob | None = None
         self._progress = trio.Event()
 
     def _notify(self) -> None:
@@ -99,8 +104,22 @@ class Fills:
         if fill is None:
             fill = Fill(digest)
             self._inflight[digest] = fill
-            self.started += 1
-            self.nursery.start_soon(self._run, fill, fetch, on_commit)
+            try:
+                claim = await self.blobs.claim(digest)
+            except BaseException:
+                del self._inflight[digest]
+                raise
+            if claim.writer is not None:
+                self.started += 1
+                self.nursery.start_soon(self._run, fill, claim.writer, fetch, on_commit)
+            elif claim.partial is not None:
+                self.nursery.start_soon(self._follow, fill, claim.partial, on_commit)
+            else:  # stored meanwhile
+                del self._inflight[digest]
+                fill.size = await self.blobs.stat(digest)
+                await on_commit(fill.size or 0)
+                fill.done = True
+                fill.ready.set()
         await fill.ready.wait()
         if fill.error is not None:
             raise fill._failed()
@@ -109,15 +128,17 @@ class Fills:
     async def _run(
         self,
         fill: Fill,
+        writer: BlobWriter,
         fetch: Callable[[], AbstractAsyncContextManager[Source]],
         on_commit: Callable[[int], Awaitable[None]],
     ) -> None:
-        writer = await self.blobs.create()
         fill.writer = writer
         try:
             with trio.fail_after(self.deadline):
                 async with fetch() as source:
                     fill.size = source.total
+                    if fill.size is not None:
+                        writer.announce_size(fill.size)
                     fill.ready.set()
                     async for chunk in source:
                         await writer.write(chunk)
@@ -140,6 +161,45 @@ class Fills:
             fill._notify()
             with trio.CancelScope(shield=True):
                 await writer.aclose()
+
+    async def _follow(
+        self, fill: Fill, partial: PartialBlob, on_commit: Callable[[int], Awaitable[None]]
+    ) -> None:
+        """Track another process's fill of the blob until it commits or fails."""
+        log.debug("following another process's fill of %s", fill.digest)
+        fill.writer = partial
+        try:
+            with trio.fail_after(self.deadline):
+                while True:
+                    finished = partial.finished()  # before reading, so no byte is missed
+                    if fill.size is None:
+                        fill.size = partial.expected_size()
+                    if fill.size is not None:
+                        fill.ready.set()
+                    written = partial.written()
+                    if written > fill.written:
+                        fill.written = written
+                        fill._notify()
+                    if finished:
+                        break
+                    await trio.sleep(FOLLOW_INTERVAL)
+            size = await self.blobs.stat(fill.digest)
+            if size is None:
+                raise FillFailed("the process filling it gave up")
+            await on_commit(size)
+            fill.size = size
+            fill.done = True
+        except Exception as exc:
+            fill.error = exc
+        except trio.Cancelled as exc:
+            fill.error = exc
+            raise
+        finally:
+            del self._inflight[fill.digest]
+            fill.ready.set()
+            fill._notify()
+            with trio.CancelScope(shield=True):
+                await partial.aclose()
 
     async def read(
         self, fill: Fill, offset: int = 0, length: int | None = None

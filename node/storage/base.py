@@ -25,9 +25,11 @@ __all__ = [
     "BlobReader",
     "BlobStore",
     "BlobWriter",
+    "Claim",
     "DigestMismatch",
     "ManifestRecord",
     "MetadataStore",
+    "PartialBlob",
     "Referrer",
     "StorageError",
     "UploadRecord",
@@ -88,6 +90,10 @@ class BlobWriter(Protocol):
         also after ``commit``: a cache fill streams them to clients while it writes."""
         ...
 
+    def announce_size(self, size: int) -> None:
+        """Tell other processes following this fill (``BlobStore.claim``) the final size."""
+        ...
+
     async def commit(self, expected: Digest) -> int:
         """Verify, persist and publish; returns the blob's size."""
         ...
@@ -95,6 +101,35 @@ class BlobWriter(Protocol):
     async def suspend(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class PartialBlob(Protocol):
+    """A blob that another process is filling (see ``BlobStore.claim``)."""
+
+    def written(self) -> int:
+        """Bytes the filling process has written so far."""
+        ...
+
+    def expected_size(self) -> int | None:
+        """The size the filling process announced, once it has."""
+        ...
+
+    def finished(self) -> bool:
+        """Whether the filling process let go: the blob is then stored, or the fill failed."""
+        ...
+
+    def read_back(self, offset: int, length: int) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Claim:
+    """The outcome of ``BlobStore.claim``: this process fills the blob (``writer``), or
+    follows another process's fill (``partial``); neither when the blob is stored already."""
+
+    writer: BlobWriter | None = None
+    partial: PartialBlob | None = None
 
 
 class BlobStore(Protocol):
@@ -111,6 +146,15 @@ class BlobStore(Protocol):
 
         With ``session`` (an upload id) the partial bytes survive ``suspend`` and process
         restarts, and a later ``create(session)`` appends to them.
+        """
+        ...
+
+    async def claim(self, digest: Digest) -> Claim:
+        """Claim the one fill of ``digest`` among every process sharing this store.
+
+        Exactly one process at a time gets a writer; the others get a :class:`PartialBlob`
+        to follow until that writer commits or fails. A process that dies releases its
+        claim, and the next claim starts over.
         """
         ...
 

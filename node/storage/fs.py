@@ -10,7 +10,8 @@ Layout::
     |-- uploads/
     |   `-- <session>               the partial bytes of an upload session
     `-- tmp/
-        `-- <pid>-<random>          a writer's bytes before commit
+        |-- <pid>-<random>          a writer's bytes before commit
+        `-- fill-<alg>-<hex>        a cache fill, flock()ed by the one process filling it
 
 Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``os.write``
 on the event loop while a sha256 hasher follows them. ``commit`` verifies the digest
@@ -22,12 +23,17 @@ Readers open the file descriptor in :meth:`FsBlobStore.open`, so a concurrent de
 not disturb them, and read 1 MiB chunks with ``os.pread`` on the event loop.
 
 Several processes may share one root: temp files carry their owner's pid, and a new
-store removes only those whose process is gone.
+store removes only those whose process is gone. A cache fill's file is named after its
+digest and held with an exclusive ``flock`` by the process filling it (``claim``); other
+processes follow the same file as it grows, learn its size from an extended attribute,
+and know the fill ended when the lock is free. The kernel drops the lock of a process that
+dies, so a crashed fill never blocks the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -36,7 +42,7 @@ from pathlib import Path
 
 import trio
 
-from node.storage.base import BlobNotFound, DigestMismatch, StorageError
+from node.storage.base import BlobNotFound, Claim, DigestMismatch, StorageError
 from portmesh.oci.digest import ALGORITHMS, Digest, Hasher, hasher
 
 __all__ = ["CHUNK_SIZE", "FsBlobReader", "FsBlobStore", "FsBlobWriter"]
@@ -44,6 +50,7 @@ __all__ = ["CHUNK_SIZE", "FsBlobReader", "FsBlobStore", "FsBlobWriter"]
 CHUNK_SIZE = 1024 * 1024
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 _HEX = re.compile(r"^[a-f0-9]+\Z")
+_SIZE_XATTR = "user.portmesh.size"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -72,6 +79,17 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _locked_elsewhere(fd: int, kind: int = fcntl.LOCK_SH) -> bool:
+    """Whether another open file description holds a conflicting flock on ``fd``'s file."""
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    if kind == fcntl.LOCK_SH:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
 
 
 def _unlink(path: Path) -> None:
@@ -112,6 +130,39 @@ class FsBlobReader:
         await trio.lowlevel.checkpoint()
 
 
+class FsPartialBlob:
+    """A fill file another process is writing (see the module docstring)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def _open(self) -> int:
+        if self._fd is None:
+            raise StorageError("partial blob is closed")
+        return self._fd
+
+    def written(self) -> int:
+        return os.fstat(self._open()).st_size
+
+    def expected_size(self) -> int | None:
+        try:
+            return int(os.getxattr(self._open(), _SIZE_XATTR))
+        except (OSError, ValueError):
+            return None
+
+    def finished(self) -> bool:
+        return not _locked_elsewhere(self._open())
+
+    def read_back(self, offset: int, length: int) -> bytes:
+        return os.pread(self._open(), max(0, length), offset)
+
+    async def aclose(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        await trio.lowlevel.checkpoint()
+
+
 class FsBlobWriter:
     """Bytes on their way into an :class:`FsBlobStore` (see ``BlobWriter``)."""
 
@@ -142,6 +193,10 @@ class FsBlobWriter:
         if self._fd is None or self._committed:
             raise StorageError("writer is closed")
         return self._fd
+
+    def announce_size(self, size: int) -> None:
+        with contextlib.suppress(OSError):  # a filesystem without user xattrs: no size
+            os.setxattr(self._open_fd(), _SIZE_XATTR, str(size).encode())
 
     def read_back(self, offset: int, length: int) -> bytes:
         # The descriptor stays open after commit moved the file, until aclose.
@@ -243,9 +298,23 @@ class FsBlobStore:
     def _remove_leftovers(self) -> None:
         with os.scandir(self._tmp) as entries:
             for entry in entries:
+                if entry.name.startswith("fill-"):
+                    self._remove_stale_fill(Path(entry.path))
+                    continue
                 owner = entry.name.split("-", 1)[0]
                 if not owner.isdigit() or not _alive(int(owner)):
                     _unlink(Path(entry.path))
+
+    def _remove_stale_fill(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            if not _locked_elsewhere(fd, fcntl.LOCK_EX):
+                _unlink(path)  # nobody fills it any more
+        finally:
+            os.close(fd)
 
     def _blob_path(self, digest: Digest) -> Path:
         length = ALGORITHMS.get(digest.algorithm)
@@ -317,6 +386,28 @@ class FsBlobStore:
         size = os.fstat(fd).st_size
         covered, sha256 = self._hashers.pop(session, (0, hasher("sha256")))
         return FsBlobWriter(self, path, fd, session, size, sha256 if covered == size else None)
+
+    async def claim(self, digest: Digest) -> Claim:
+        blob = self._blob_path(digest)
+        path = self._tmp / f"fill-{digest.algorithm}-{digest.encoded}"
+        await trio.lowlevel.checkpoint()
+        while True:
+            if blob.exists():
+                return Claim()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if _locked_elsewhere(fd, fcntl.LOCK_EX):
+                return Claim(partial=FsPartialBlob(fd))
+            # Ours now. The file may be one a finished fill just moved into place, or what
+            # a dead process left: start over unless the blob made it meanwhile.
+            try:
+                moved = os.stat(path).st_ino != os.fstat(fd).st_ino
+            except FileNotFoundError:
+                moved = True
+            if moved or blob.exists():
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            return Claim(writer=FsBlobWriter(self, path, fd, None, 0, hasher("sha256")))
 
     async def session_size(self, session: str) -> int | None:
         path = self._session_path(session)

@@ -43,7 +43,12 @@ class Rig:
 
 @asynccontextmanager
 async def rig(
-    tmp_path: Path, nursery: trio.Nursery, *, password: str = PASSWORD, tag_ttl: float = 0.0
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    *,
+    password: str = PASSWORD,
+    tag_ttl: float = 0.0,
+    workers: int = 1,
 ) -> AsyncIterator[Rig]:
     image = write_image(tmp_path / "src", "v1", layer_sizes=(8 * MiB,))
     async with run_docker_registry(tmp_path / "upstream", {USER: PASSWORD}) as upstream:
@@ -60,16 +65,21 @@ async def rig(
             f'username = "{USER}"\npassword = "{password}"\ntag_ttl = {tag_ttl}\n'
         )
         async with (
-            run_node(tmp_path / "node", "--config", str(config)) as node,
+            run_node(
+                tmp_path / "node", "--config", str(config), "--workers", str(workers)
+            ) as node,
             httpx.AsyncClient(base_url=f"{node.url}/v2/hub", timeout=60) as client,
         ):
             yield Rig(node, faults, image, client)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_concurrent_cold_gets_fetch_the_blob_once(
-    tmp_path: Path, nursery: trio.Nursery
+    tmp_path: Path, nursery: trio.Nursery, workers: int
 ) -> None:
-    async with rig(tmp_path, nursery) as r:
+    # With two worker processes the clients land on both: one wins the fill, the other
+    # follows its file.
+    async with rig(tmp_path, nursery, workers=workers) as r:
         bodies: list[bytes] = []
 
         async def pull() -> None:

@@ -388,3 +388,15 @@ async def test_read_back_while_writing_and_after_commit(store: BlobStore) -> Non
     with pytest.raises(StorageError):
         writer.read_back(0, 1)
     assert await content(store, Digest.of(b"hello world")) == b"hello world"
+
+
+async def test_claim_gives_a_writer_until_the_blob_is_stored(store: BlobStore) -> None:
+    digest = Digest.of(b"cached")
+    claim = await store.claim(digest)
+    assert claim.writer is not None and claim.partial is None
+    await claim.writer.write(b"cached")
+    claim.writer.announce_size(6)
+    await claim.writer.commit(digest)
+    await claim.writer.aclose()
+    stored = await store.claim(digest)
+    assert stored.writer is None and stored.partial is None

@@ -158,3 +158,52 @@ async def test_closed_reader_refuses_to_read(tmp_path: Path) -> None:
     with pytest.raises(StorageError):
         async for _ in reader.chunks():
             pass
+
+
+async def test_claim_is_exclusive_across_stores_sharing_a_root(tmp_path: Path) -> None:
+    """Two stores on one root stand for two worker processes (flock is per open file)."""
+    first, second = FsBlobStore(tmp_path), FsBlobStore(tmp_path)
+    data = os.urandom(3 * 1024 * 1024)
+    digest = Digest.of(data)
+    leader = await first.claim(digest)
+    follower = await second.claim(digest)
+    assert leader.writer is not None and follower.partial is not None
+    partial = follower.partial
+    assert partial.expected_size() is None and not partial.finished()
+    leader.writer.announce_size(len(data))
+    await leader.writer.write(data[:1000])
+    assert partial.expected_size() == len(data)
+    assert partial.written() == 1000 and partial.read_back(0, 1000) == data[:1000]
+    await leader.writer.write(data[1000:])
+    await leader.writer.commit(digest)
+    assert not partial.finished(), "the fill ends when its writer lets go"
+    await leader.writer.aclose()
+    assert partial.finished()
+    assert partial.read_back(len(data) - 10, 10) == data[-10:], "still readable after commit"
+    await partial.aclose()
+    assert await second.stat(digest) == len(data)
+    assert (await second.claim(digest)).writer is None
+
+
+async def test_a_dead_fillers_claim_is_taken_over(tmp_path: Path) -> None:
+    first, second = FsBlobStore(tmp_path), FsBlobStore(tmp_path)
+    digest = Digest.of(b"whole blob")
+    dead = await first.claim(digest)
+    assert dead.writer is not None
+    await dead.writer.write(b"whole")
+    follower = await second.claim(digest)
+    assert follower.partial is not None
+    os.close(dead.writer._fd)  # type: ignore[attr-defined,arg-type]  # the process dies
+    dead.writer._fd = None  # type: ignore[attr-defined]
+    assert follower.partial.finished(), "the kernel released the dead process's lock"
+    assert await second.stat(digest) is None
+    await follower.partial.aclose()
+    again = await second.claim(digest)
+    assert again.writer is not None and again.writer.size == 0, "starts over, truncated"
+    await again.writer.write(b"whole blob")
+    await again.writer.commit(digest)
+    await again.writer.aclose()
+    assert await first.stat(digest) == 10
+    # A store opened later finds no fill files left behind.
+    FsBlobStore(tmp_path)
+    assert not list((tmp_path / "tmp").glob("fill-*"))
