@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 import trio
@@ -133,7 +133,7 @@ class Fills:
         on_commit: Callable[[int], Awaitable[None]],
     ) -> None:
         fill.writer = writer
-        try:
+        async with self._settle(fill, writer.aclose):
             with trio.fail_after(self.deadline):
                 async with fetch() as source:
                     fill.size = source.total
@@ -149,18 +149,6 @@ class Fills:
                 size = await writer.commit(fill.digest)
                 await on_commit(size)
             fill.done = True
-        except Exception as exc:
-            log.warning("fill of %s failed: %s", fill.digest, exc)
-            fill.error = exc
-        except trio.Cancelled as exc:  # the node is shutting down
-            fill.error = exc
-            raise
-        finally:
-            del self._inflight[fill.digest]
-            fill.ready.set()
-            fill._notify()
-            with trio.CancelScope(shield=True):
-                await writer.aclose()
 
     async def _follow(
         self, fill: Fill, partial: PartialBlob, on_commit: Callable[[int], Awaitable[None]]
@@ -168,7 +156,7 @@ class Fills:
         """Track another process's fill of the blob until it commits or fails."""
         log.debug("following another process's fill of %s", fill.digest)
         fill.writer = partial
-        try:
+        async with self._settle(fill, partial.aclose):
             with trio.fail_after(self.deadline):
                 while True:
                     finished = partial.finished()  # before reading, so no byte is missed
@@ -189,9 +177,19 @@ class Fills:
             await on_commit(size)
             fill.size = size
             fill.done = True
+
+    @asynccontextmanager
+    async def _settle(
+        self, fill: Fill, release: Callable[[], Awaitable[None]]
+    ) -> AsyncIterator[None]:
+        """Record how a fill ended (its failure goes to the readers, not up), wake every
+        reader, and release the writer or the followed file."""
+        try:
+            yield
         except Exception as exc:
+            log.warning("fill of %s failed: %s", fill.digest, exc)
             fill.error = exc
-        except trio.Cancelled as exc:
+        except trio.Cancelled as exc:  # the node is shutting down
             fill.error = exc
             raise
         finally:
@@ -199,7 +197,7 @@ class Fills:
             fill.ready.set()
             fill._notify()
             with trio.CancelScope(shield=True):
-                await partial.aclose()
+                await release()
 
     async def read(
         self, fill: Fill, offset: int = 0, length: int | None = None
