@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -44,6 +44,14 @@ class CachedManifest:
     record: ManifestRecord
     #: "hit", "miss", "revalidated" or "stale"
     state: str
+
+
+@dataclass(slots=True)
+class _Shared:
+    """One revalidation that concurrent requests for the same tag wait on."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    outcome: CachedManifest | OCIError | None = None
 
 
 class Breaker:
@@ -89,6 +97,7 @@ class ProxyCache:
         self.clock = clock
         self._fresh: dict[tuple[str, str], float] = {}
         self._absent: dict[tuple[str, str], float] = {}
+        self._revalidating: dict[tuple[str, str], _Shared] = {}
         self._breakers = {name: Breaker(clock) for name in clients}
 
     # ------------------------------------------------------------------ manifests
@@ -110,6 +119,32 @@ class ProxyCache:
             route.upstream.tag_ttl
         ):
             return CachedManifest(cached, "hit")
+        running = self._revalidating.get(key)
+        if running is not None:  # one HEAD per tag at a time: wait for it and share it
+            await running.done.wait()
+            if running.outcome is None:
+                raise OCIError("UNAVAILABLE", f"revalidating {reference} failed")
+            if isinstance(running.outcome, OCIError):
+                raise running.outcome
+            return running.outcome
+        shared = self._revalidating[key] = _Shared()
+        try:
+            shared.outcome = await self._revalidate(route, reference, cached, key)
+            return shared.outcome
+        except OCIError as exc:
+            shared.outcome = exc
+            raise
+        finally:
+            del self._revalidating[key]
+            shared.done.set()
+
+    async def _revalidate(
+        self,
+        route: Route,
+        reference: str,
+        cached: ManifestRecord | None,
+        key: tuple[str, str],
+    ) -> CachedManifest:
 
         async def revalidate(client: Upstream) -> CachedManifest:
             resolved = await client.resolve(route.remote, reference)

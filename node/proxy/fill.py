@@ -140,15 +140,26 @@ class Fills:
                     if fill.size is not None:
                         writer.announce_size(fill.size)
                     fill.ready.set()
+                    # Upstream chunks are small; write, hash and wake readers per MiB.
+                    pending = bytearray()
                     async for chunk in source:
-                        await writer.write(chunk)
-                        fill.written += len(chunk)
-                        fill._notify()
+                        pending += chunk
+                        if len(pending) >= CHUNK:
+                            await self._append(fill, writer, pending)
+                            pending = bytearray()
+                    await self._append(fill, writer, pending)
                 if fill.size is not None and fill.written != fill.size:
                     raise FillFailed(f"upstream sent {fill.written} of {fill.size} bytes")
                 size = await writer.commit(fill.digest)
                 await on_commit(size)
             fill.done = True
+
+    @staticmethod
+    async def _append(fill: Fill, writer: BlobWriter, data: bytearray) -> None:
+        if data:
+            await writer.write(bytes(data))
+            fill.written += len(data)
+            fill._notify()
 
     async def _follow(
         self, fill: Fill, partial: PartialBlob, on_commit: Callable[[int], Awaitable[None]]

@@ -205,3 +205,22 @@ async def test_tags_fall_back_to_the_cache(setup: Setup) -> None:
     await cache.manifest(route, "v1")
     upstream.failure = Unavailable("down")
     assert await cache.tags(route, None, None) == ["v1"]
+
+
+async def test_concurrent_requests_for_an_expired_tag_share_one_head(setup: Setup) -> None:
+    cache, upstream, clock, router = setup
+    route = router.route("hub/team/app")
+    await cache.manifest(route, "v1")
+    clock.now += 61
+    upstream.calls.clear()
+    upstream.delay = 0.05
+    states = []
+
+    async def pull() -> None:
+        states.append((await cache.manifest(route, "v1")).state)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(pull)
+    assert upstream.calls == ["HEAD v1"]
+    assert states == ["revalidated"] * 10
