@@ -11,7 +11,7 @@ pull direct from the upstream; N concurrent cold curl GETs of the layer (upstrea
 counted from the upstream's access log, every body checked); warm tag GETs within the TTL
 (upstream requests caused, wrk throughput, CPU per request). Order alternates on every
 repetition; the table shows medians. Everything started here is stopped and the temp dir
-removed on exit, failure, Ctrl-C and SIGTERM. See loadtests/PROXY.md.
+removed on exit, failure, Ctrl-C and SIGTERM. See loadtests/README.md, "Pull-through".
 """
 
 from __future__ import annotations
