@@ -41,24 +41,6 @@ REPO = "bench/pull"
 PROJECT = "hub"
 PM, REG, DIRECT = "Portmesh", "docker-registry proxy", "direct from upstream"
 
-_REGISTRY_CONFIG = """\
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: {no_access_log}
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: 127.0.0.1:{port}
-  secret: loadtests-not-secret
-"""
-
 _NODE_CONFIG = """\
 [[upstream]]
 name = "hub"
@@ -143,7 +125,7 @@ def start_registry(label: str, workdir: Path, *, upstream: str = "") -> servers.
     """docker-registry: the upstream (access log on) or, with ``upstream``, its proxy mode."""
     workdir.mkdir(parents=True)
     port = servers.free_port()
-    text = _REGISTRY_CONFIG.format(
+    text = servers.REGISTRY_CONFIG.format(
         root=workdir / "data", port=port, no_access_log="true" if upstream else "false"
     )
     if upstream:

@@ -31,12 +31,13 @@ _NAMES = {
     "limit": "sendfile limit",
 }
 
-_REGISTRY_CONFIG = """\
+#: docker-registry's config; ``no_access_log`` is "true" except where requests are counted
+REGISTRY_CONFIG = """\
 version: 0.1
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: {no_access_log}
 storage:
   filesystem:
     rootdirectory: {root}
@@ -140,7 +141,7 @@ def start(
             raise
     elif kind == "registry":
         config = workdir / "config.yml"
-        config.write_text(_REGISTRY_CONFIG.format(root=data, port=port))
+        config.write_text(REGISTRY_CONFIG.format(root=data, port=port, no_access_log="true"))
         argv = ["docker-registry", "serve", str(config)]
     elif kind == "portmesh":
         argv = [
