@@ -52,3 +52,33 @@ def test_multiarch_index_names_each_platform(tmp_path: Path) -> None:
         assert entry["digest"] == image.manifest_digest
         config = json.loads(read_blob(tmp_path, image.config.digest))
         assert (config["os"], config["architecture"]) == image.platform
+
+
+async def test_auth_front_checks_and_forwards(tmp_path: Path) -> None:
+    import httpx
+    import trio
+
+    from support.authfront import AuthFront, FrontRequest, FrontResponse, Provider
+    from support.servers import run_docker_registry
+
+    class OneToken(Provider):
+        async def endpoint(self, req: FrontRequest) -> FrontResponse | None:
+            return FrontResponse.json({"token": "t"}) if req.path == "/token" else None
+
+        def authorize(self, req: FrontRequest) -> FrontResponse | None:
+            if req.headers.get("authorization") == "Bearer t":
+                return None
+            return FrontResponse.json({"errors": [{"code": "UNAUTHORIZED"}]}, 401)
+
+    async with run_docker_registry(tmp_path) as registry, trio.open_nursery() as nursery:
+        front = AuthFront(registry.url, OneToken())
+        url = await nursery.start(front.serve)
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/v2/")).status_code == 401
+            token = (await http.get("/token")).json()["token"]
+            answer = await http.get("/v2/_catalog", headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200
+            assert answer.json() == {"repositories": []}
+            assert (await http.get("/elsewhere")).status_code == 404
+        assert front.hits["/v2/_catalog"] == 1
+        nursery.cancel_scope.cancel()
