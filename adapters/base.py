@@ -34,6 +34,7 @@ __all__ = [
     "NotFound",
     "ProtocolError",
     "RateLimited",
+    "RepositoryLister",
     "Resolved",
     "Unavailable",
     "Upstream",
@@ -116,4 +117,16 @@ class Upstream(Protocol):
 
     async def aclose(self) -> None:
         """Release what the upstream owns (not the HTTP client passed in); idempotent."""
+        ...
+
+
+@runtime_checkable
+class RepositoryLister(Protocol):
+    """An optional capability of an ``Upstream`` (``Capability.LIST_REPOSITORIES``): the
+    names of its repositories, through the ``_catalog`` or the provider's own API.
+    Adapters whose registry cannot list raise ``adapters.errors.Unsupported``."""
+
+    async def list_repositories(self, n: int | None = None, last: str | None = None) -> list[str]:
+        """One page of repository names in order (``n`` after ``last``), or all of them
+        when ``n`` is None."""
         ...

@@ -8,6 +8,8 @@ Callers (the pull-through proxy, replication) decide on the class alone:
 - :class:`Unavailable` - connection refused or reset, timeout, cut stream, 5xx.
 - :class:`ProtocolError` - the answer is wrong: bad digest, malformed body or headers,
   an unexpected status.
+- :class:`Unsupported` - the upstream cannot do this at all (GHCR has no catalog), or not
+  as configured; no request was made.
 
 Each keeps the upstream's HTTP ``status`` (``None`` when no answer came) and its message:
 an OCI ``{"errors": [...]}`` body is parsed into ``errors`` and summarised in ``message``.
@@ -28,10 +30,13 @@ __all__ = [
     "ProtocolError",
     "RateLimited",
     "Unavailable",
+    "Unsupported",
     "UpstreamError",
     "error_from_response",
+    "error_from_transport",
     "parse_oci_errors",
     "parse_retry_after",
+    "send_translated",
 ]
 
 #: error bodies longer than this are not parsed (only their start is kept)
@@ -92,6 +97,10 @@ class Unavailable(UpstreamError):
 
 class ProtocolError(UpstreamError):
     """The upstream answered, but wrongly: digest mismatch, malformed body, odd status."""
+
+
+class Unsupported(UpstreamError):
+    """The upstream cannot do this at all (GHCR has no catalog), or not as configured."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -170,3 +179,17 @@ def error_from_transport(exc: httpx.HTTPError, what: str) -> UpstreamError:
     kind = type(exc).__name__
     detail = str(exc) or kind
     return Unavailable(f"{what}: {detail} ({kind})")
+
+
+async def send_translated(
+    http: httpx.AsyncClient, request: httpx.Request, what: str, *, stream: bool = False
+) -> httpx.Response:
+    """``http.send(request)`` following redirects, with failures translated at the
+    boundary: transport trouble is :class:`Unavailable`, any other httpx error
+    :class:`ProtocolError`. A streamed response is the caller's to close."""
+    try:
+        return await http.send(request, stream=stream, follow_redirects=True)
+    except httpx.TransportError as exc:
+        raise error_from_transport(exc, what) from exc
+    except httpx.HTTPError as exc:
+        raise ProtocolError(f"{what}: {exc}") from exc

@@ -4,7 +4,14 @@ It implements :class:`adapters.base.Upstream` for any registry that speaks the O
 Distribution API; authentication (anonymous, Basic, Bearer token service) is the
 :class:`~adapters.session.RegistrySession`'s. Manifests are size-limited and verified
 against the digest asked for and the upstream's ``Docker-Content-Digest``; blobs stream
-unverified (the caller hashes them). The HTTP client is passed in and owned by the caller;
+unverified (the caller hashes them). ``list_repositories`` reads the ``_catalog`` (one page
+or every page, following ``Link``).
+
+Adapters for particular registries subclass it: :meth:`OCIClient.remote_name` maps the
+names callers use to the registry's own (Docker Hub's ``library/``, a repository key in
+the path), and ``create`` builds the generic client from an
+:class:`~adapters.registry.AdapterSpec` for the types ``oci``, ``distribution`` and
+``portmesh`` (another Portmesh node). The HTTP client is passed in and owned by the caller;
 ``aclose`` does not close it. Credentials never appear in ``repr`` or error messages.
 """
 
@@ -14,13 +21,14 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 
 from portmesh.oci import mediatypes
 from portmesh.oci.digest import Digest, parse_digest
 
-from .auth import Credentials, TokenCache
+from .auth import CredentialProvider, Credentials, TokenCache
 from .base import BlobStream, FetchedManifest, Resolved
 from .blobstream import HTTPBlobStream
 from .errors import (
@@ -28,10 +36,35 @@ from .errors import (
     ProtocolError,
     error_from_response,
 )
+from .options import SpecOptions
 from .referrers import EMPTY_INDEX, filter_index
+from .registry import Capability
 from .session import RateLimit, RegistrySession
 
-__all__ = ["MANIFEST_ACCEPT", "MAX_MANIFEST_SIZE", "OCIClient", "RateLimit"]
+if TYPE_CHECKING:
+    from .registry import AdapterSpec
+
+__all__ = [
+    "CAPABILITIES",
+    "MANIFEST_ACCEPT",
+    "MAX_MANIFEST_SIZE",
+    "TYPE",
+    "OCIClient",
+    "RateLimit",
+    "create",
+]
+
+TYPE = "oci"
+CAPABILITIES = frozenset(
+    {
+        Capability.PULL,
+        Capability.LIST_TAGS,
+        Capability.LIST_REPOSITORIES,
+        Capability.REFERRERS,
+    }
+)
+#: the scope the token specification names for the catalog
+CATALOG_SCOPE = "registry:catalog:*"
 
 MANIFEST_ACCEPT = ", ".join(
     [
@@ -43,7 +76,7 @@ MANIFEST_ACCEPT = ", ".join(
 )
 #: the reference registry's manifest size limit
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-#: never follow more tag pages than this (a guard against a Link loop)
+#: never follow more tag or catalog pages than this (a guard against a Link loop)
 MAX_TAG_PAGES = 10_000
 
 
@@ -61,19 +94,22 @@ class OCIClient:
         base_url: str,
         *,
         http: httpx.AsyncClient,
-        credentials: Credentials | None = None,
+        credentials: Credentials | CredentialProvider | None = None,
         timeout: httpx.Timeout | None = None,
         tokens: TokenCache | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_manifest_size: int = MAX_MANIFEST_SIZE,
         tag_page_size: int | None = None,
+        session: RegistrySession | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
+        self.http = http
+        self.timeout = timeout
         self.tokens = tokens if tokens is not None else TokenCache(clock=clock)
         self.max_manifest_size = max_manifest_size
         self.tag_page_size = tag_page_size
-        self.session = RegistrySession(
+        self.session = session or RegistrySession(
             http=http, credentials=credentials, timeout=timeout, tokens=self.tokens
         )
 
@@ -83,7 +119,12 @@ class OCIClient:
         return self.session.rate_limit
 
     def __repr__(self) -> str:
-        return f"OCIClient({self.base_url!r}, credentials={self.credentials!r})"
+        return f"{type(self).__name__}({self.base_url!r}, credentials={self.credentials!r})"
+
+    def remote_name(self, repo: str) -> str:
+        """The registry's name for ``repo`` (here: the same); adapters with naming rules
+        override it and raise NotFound for a name the registry cannot have."""
+        return repo
 
     # -- Upstream -------------------------------------------------------------------
 
@@ -168,19 +209,43 @@ class OCIClient:
     async def list_tags(
         self, repo: str, n: int | None = None, last: str | None = None
     ) -> list[str]:
-        what = f"tags of {repo}"
         page_size = n if n is not None else self.tag_page_size
+        url = self._url(repo, "tags", "list")
+        scope = self._scope(repo)
+        return await self.list_names(url, scope, "tags", f"tags of {repo}", page_size, last, n)
+
+    async def list_repositories(self, n: int | None = None, last: str | None = None) -> list[str]:
+        """One page of the ``_catalog`` (``n``, ``last``), or every name when ``n`` is None;
+        the token asked for has the ``registry:catalog:*`` scope."""
+        page_size = n if n is not None else self.tag_page_size
+        url = f"{self.base_url}/v2/_catalog"
+        return await self.list_names(
+            url, CATALOG_SCOPE, "repositories", "repository catalog", page_size, last, n
+        )
+
+    async def list_names(
+        self,
+        url: str,
+        scope: str,
+        key: str,
+        what: str,
+        page_size: int | None,
+        last: str | None,
+        n: int | None,
+    ) -> list[str]:
+        """The strings under ``key`` of a paged JSON list at ``url`` (tags, catalog):
+        one page when ``n`` is given, else every page the ``Link`` headers lead to."""
         params: dict[str, str] = {}
         if page_size is not None:
             params["n"] = str(page_size)
         if last is not None:
             params["last"] = last
-        url = str(httpx.URL(self._url(repo, "tags", "list"), params=params))
-        tags: list[str] = []
+        url = str(httpx.URL(url, params=params))
+        names: list[str] = []
         seen: set[str] = set()
         for _ in range(MAX_TAG_PAGES):
             seen.add(url)
-            response = await self._send("GET", url, repo, what)
+            response = await self.session.send("GET", url, scope, what)
             try:
                 if response.status_code != 200:
                     raise error_from_response(
@@ -189,11 +254,11 @@ class OCIClient:
                 body = await self.session.read_limited(response, self.max_manifest_size, what)
             finally:
                 await response.aclose()
-            tags.extend(_tags_of(body, what))
+            names.extend(_names_of(body, key, what))
             next_url = response.links.get("next", {}).get("url")
             if n is not None or not next_url:
-                return tags
-            url = str(httpx.URL(self.base_url).join(next_url))
+                return names
+            url = str(httpx.URL(url).join(next_url))
             if url in seen:
                 raise ProtocolError(f"{what}: Link header loops back to {url}")
         raise ProtocolError(f"{what}: more than {MAX_TAG_PAGES} pages")
@@ -230,7 +295,10 @@ class OCIClient:
     # -- HTTP and authentication ----------------------------------------------------
 
     def _url(self, repo: str, kind: str, reference: str) -> str:
-        return f"{self.base_url}/v2/{repo}/{kind}/{reference}"
+        return f"{self.base_url}/v2/{self.remote_name(repo)}/{kind}/{reference}"
+
+    def _scope(self, repo: str) -> str:
+        return f"repository:{self.remote_name(repo)}:pull"
 
     async def _send(
         self,
@@ -242,8 +310,9 @@ class OCIClient:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        scope = f"repository:{repo}:pull"
-        return await self.session.send(method, url, scope, what, headers=headers, params=params)
+        return await self.session.send(
+            method, url, self._scope(repo), what, headers=headers, params=params
+        )
 
 
 def _reference_digest(reference: str) -> Digest | None:
@@ -270,14 +339,25 @@ def _manifest_media_type(response: httpx.Response, body: bytes) -> str:
     return inner if isinstance(inner, str) and inner else declared
 
 
-def _tags_of(body: bytes, what: str) -> list[str]:
+def _names_of(body: bytes, key: str, what: str) -> list[str]:
     try:
         doc = json.loads(body)
     except ValueError as exc:
-        raise ProtocolError(f"{what}: tag list is not JSON", status=200) from exc
-    tags = doc.get("tags") if isinstance(doc, dict) else None
-    if tags is None:
+        raise ProtocolError(f"{what}: answer is not JSON", status=200) from exc
+    names = doc.get(key) if isinstance(doc, dict) else None
+    if names is None:
         return []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ProtocolError(f"{what}: malformed tag list", status=200)
-    return tags
+    if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
+        raise ProtocolError(f"{what}: malformed {key} list", status=200)
+    return names
+
+
+def create(
+    spec: AdapterSpec, *, http: httpx.AsyncClient, clock: Callable[[], float] = time.monotonic
+) -> OCIClient:
+    """A generic client for ``spec.url``; option ``tag_page_size`` (int). Raises
+    ValueError for a missing URL or an unknown option."""
+    options = SpecOptions(spec, {"tag_page_size": int})
+    return OCIClient(
+        **options.client_args(http, clock), tag_page_size=options.get_int("tag_page_size")
+    )

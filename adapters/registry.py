@@ -8,7 +8,9 @@ An adapter module defines::
                clock: Callable[[], float] = time.monotonic) -> Upstream: ...
 
 Modules are imported on first use, so a node that proxies only Docker Hub never imports the
-ECR signer. The HTTP client is passed in and owned by the caller.
+ECR signer. The HTTP client is passed in and owned by the caller. ``create`` checks the
+whole spec and makes no request (no I/O at all): :func:`validate_spec` relies on that to
+check a configuration before any client is opened.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ import httpx
 
 from .base import Upstream
 
-__all__ = ["ADAPTERS", "AdapterSpec", "Capability", "capabilities", "create_upstream"]
+__all__ = [
+    "ADAPTERS",
+    "AdapterSpec",
+    "Capability",
+    "capabilities",
+    "create_upstream",
+    "validate_spec",
+]
 
 
 class Capability(enum.StrEnum):
@@ -97,3 +106,16 @@ def create_upstream(
     """A client for ``spec.type``; raises ``ValueError`` for an unknown type or bad spec."""
     upstream: Upstream = _module(spec.type).create(spec, http=http, clock=clock)
     return upstream
+
+
+class _Unsendable(httpx.AsyncBaseTransport):
+    """A transport that refuses every request: adapters built on it can only be looked at."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.UnsupportedProtocol("this client is for checking a spec; it sends nothing")
+
+
+def validate_spec(spec: AdapterSpec) -> None:
+    """Check ``spec`` exactly as :func:`create_upstream` would, opening nothing and
+    sending nothing: ``ValueError`` naming the upstream type and the offending option."""
+    _module(spec.type).create(spec, http=httpx.AsyncClient(transport=_Unsendable()))

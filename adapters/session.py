@@ -1,12 +1,25 @@
 """``RegistrySession``: authenticated requests to one registry, as the Docker token
 authentication specification describes the dance.
 
+A token answer without ``expires_in`` lasts until its JWT ``exp`` claim when the token is a
+JWT (read unverified: it only bounds our cache), else the specification's 60 seconds.
+
 A request goes out anonymously first; a 401 names the scheme in ``WWW-Authenticate``.
 ``Basic`` is answered with the configured credentials; ``Bearer realm=...,service=...``
 sends the session to the token service (``GET realm?service=..&scope=..``, with Basic
 credentials when configured) for a token cached per scope (see :class:`TokenCache`). The
 scheme learnt is kept, so later requests carry credentials from the start. A 401 to a
 request that carried a token invalidates that token and is retried once with a fresh one.
+
+Credentials are static, or come from a :data:`~adapters.auth.CredentialProvider` (a cloud
+login that yields short-lived ones): those are cached until shortly before they expire,
+fetched by one task while concurrent ones wait, and when the registry or its token service
+still refuses them they are dropped and the request is retried once with fresh ones.
+
+``token_grant`` picks how tokens are asked for: ``"basic"`` is the token specification's
+``GET realm?service=..&scope=..`` with Basic credentials; ``"refresh_token"`` is its OAuth2
+form (``POST realm`` with ``grant_type=refresh_token``, ``service``, ``scope`` and the
+credential's password as ``refresh_token``), as Azure Container Registry expects.
 
 The HTTP client is the caller's (pooling, TLS, closing); timeouts are the caller's
 ``httpx.Timeout``. Credentials never appear in ``repr`` or in error messages.
@@ -15,6 +28,7 @@ The HTTP client is the caller's (pooling, TLS, closing); timeouts are the caller
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +36,14 @@ import httpx
 
 from .auth import (
     Challenge,
+    CredentialLease,
+    CredentialProvider,
     Credentials,
+    LeaseCache,
     Token,
     TokenCache,
     TokenKey,
+    jwt_expiry,
     parse_challenges,
     parse_issued_at,
 )
@@ -36,9 +54,14 @@ from .errors import (
     ProtocolError,
     error_from_response,
     error_from_transport,
+    send_translated,
 )
 
-__all__ = ["RateLimit", "RegistrySession"]
+__all__ = ["TOKEN_GRANTS", "RateLimit", "RegistrySession"]
+
+#: the ways of asking a token service for a token (see the module docstring)
+TOKEN_GRANTS = ("basic", "refresh_token")
+_LOGIN = "login"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +93,42 @@ class RegistrySession:
         self,
         *,
         http: httpx.AsyncClient,
-        credentials: Credentials | None,
+        credentials: Credentials | CredentialProvider | None,
         timeout: httpx.Timeout | None,
         tokens: TokenCache,
+        token_grant: str = "basic",
     ) -> None:
-        self.credentials = credentials
+        if token_grant not in TOKEN_GRANTS:
+            raise ValueError(f"unknown token grant {token_grant!r}")
+        self.credentials: Credentials | None = None
+        self.provider: CredentialProvider | None = None
+        if isinstance(credentials, Credentials) or credentials is None:
+            self.credentials = credentials
+        else:
+            self.provider = credentials
         self.tokens = tokens
+        self.token_grant = token_grant
+        self.logins: LeaseCache[str, CredentialLease] = LeaseCache(clock=tokens.clock)
         self.rate_limit: RateLimit | None = None
         self._http = http
         self._timeout = timeout
         self._challenge: Challenge | None = None
 
     def __repr__(self) -> str:
-        return f"RegistrySession(credentials={self.credentials!r})"
+        shown = "<provider>" if self.provider is not None else repr(self.credentials)
+        return f"RegistrySession(credentials={shown})"
+
+    async def current_credentials(self) -> CredentialLease | None:
+        """The provider's credentials (cached, refreshed before expiry); None when static."""
+        provider = self.provider
+        if provider is None:
+            return None
+
+        async def login() -> CredentialLease:
+            credentials, expires_at = await provider()
+            return CredentialLease.until(credentials, expires_at, now=self.tokens.clock())
+
+        return await self.logins.get(_LOGIN, login)
 
     async def send(
         self,
@@ -99,14 +145,37 @@ class RegistrySession:
 
         Returns any status but 401; a 401 that the dance cannot get past raises AuthFailed.
         """
+        lease = await self.current_credentials()
+        if lease is None:
+            return await self._send(method, url, scope, what, headers, params, self.credentials)
+        try:
+            return await self._send(method, url, scope, what, headers, params, lease.credentials)
+        except AuthFailed:
+            self.logins.invalidate(_LOGIN, lease)
+        lease = await self.current_credentials()
+        assert lease is not None
+        return await self._send(method, url, scope, what, headers, params, lease.credentials)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        scope: str,
+        what: str,
+        headers: dict[str, str] | None,
+        params: dict[str, str] | None,
+        credentials: Credentials | None,
+    ) -> httpx.Response:
         retried_token = False
         sent_basic = False
         for _ in range(4):
-            authorization, token = await self._authorization(scope, what)
+            authorization, token = await self._authorization(scope, what, credentials)
             request_headers = dict(headers or {})
             if authorization is not None:
                 request_headers["Authorization"] = authorization
-            response = await self._exchange(method, url, what, request_headers, params)
+            response = await self.exchange(
+                method, url, what, headers=request_headers, params=params
+            )
             if response.status_code != 401:
                 return response
             body = await self.read_error(response)
@@ -116,14 +185,14 @@ class RegistrySession:
             refused = error_from_response(response, body, what)
             if challenge is None:
                 raise AuthFailed(f"{refused} with no usable WWW-Authenticate challenge", status=401)
-            if self.credentials is None and (challenge.scheme == "basic" or retried_token):
+            if credentials is None and (challenge.scheme == "basic" or retried_token):
                 raise AuthFailed(
                     f"{refused}; it needs credentials and none are configured",
                     status=401,
                     errors=refused.errors,
                 )
             if challenge.scheme == "basic":
-                if self.credentials is None:
+                if credentials is None:
                     raise AuthFailed(
                         f"{refused}; it needs credentials and none are configured",
                         status=401,
@@ -132,7 +201,7 @@ class RegistrySession:
                 if sent_basic:
                     raise AuthFailed(
                         f"{refused}; the credentials of user"
-                        f" {self.credentials.username!r} were rejected",
+                        f" {credentials.username!r} were rejected",
                         status=401,
                         errors=refused.errors,
                     )
@@ -148,48 +217,61 @@ class RegistrySession:
             self._challenge = challenge
         raise AuthFailed(f"{what}: authentication did not converge", status=401)
 
-    async def _exchange(
+    async def exchange(
         self,
         method: str,
-        url: str,
+        url: str | httpx.URL,
         what: str,
+        *,
         headers: dict[str, str],
-        params: dict[str, str] | None,
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        json_body: Any = None,
     ) -> httpx.Response:
-        kwargs: dict[str, Any] = {"headers": headers, "params": params}
+        """One request as given (no authentication dance) with the session's timeout; the
+        rate-limit headers are noted. Transport failures are Unavailable, other httpx
+        errors ProtocolError. The streamed response is the caller's to close."""
+        kwargs: dict[str, Any] = {"headers": headers, "params": params, "data": data}
+        if json_body is not None:
+            kwargs["json"] = json_body
         if self._timeout is not None:
             kwargs["timeout"] = self._timeout
         try:
             request = self._http.build_request(method, url, **kwargs)
-            response = await self._http.send(request, stream=True, follow_redirects=True)
-        except httpx.TransportError as exc:
-            raise error_from_transport(exc, what) from exc
         except httpx.HTTPError as exc:
             raise ProtocolError(f"{what}: {exc}") from exc
+        response = await send_translated(self._http, request, what, stream=True)
         self._note_rate_limit(response)
         return response
 
-    async def _authorization(self, scope: str, what: str) -> tuple[str | None, Token | None]:
+    async def _authorization(
+        self, scope: str, what: str, credentials: Credentials | None
+    ) -> tuple[str | None, Token | None]:
         challenge = self._challenge
         if challenge is None:
             return None, None
         if challenge.scheme == "basic":
-            creds = self.credentials
-            return (creds.basic_header() if creds is not None else None), None
+            return (credentials.basic_header() if credentials is not None else None), None
         key = _token_key(challenge, scope)
-        token = await self.tokens.get(key, lambda: self._fetch_token(key, what))
+        token = await self.tokens.get(key, lambda: self._fetch_token(key, what, credentials))
         return f"Bearer {token.value}", token
 
-    async def _fetch_token(self, key: TokenKey, what: str) -> Token:
+    async def _fetch_token(
+        self, key: TokenKey, what: str, credentials: Credentials | None
+    ) -> Token:
         """One token request to the realm; 401/403 -> AuthFailed, and so on."""
         what = f"{what}: token for {key.scope!r} from {key.realm}"
         params = {"scope": key.scope}
         if key.service:
             params["service"] = key.service
-        headers = {}
-        if self.credentials is not None:
-            headers["Authorization"] = self.credentials.basic_header()
-        response = await self._exchange("GET", key.realm, what, headers, params)
+        headers: dict[str, str] = {}
+        if self.token_grant == "refresh_token" and credentials is not None:
+            form = {**params, "grant_type": "refresh_token", "refresh_token": credentials.password}
+            response = await self.exchange("POST", key.realm, what, headers=headers, data=form)
+        else:
+            if credentials is not None:
+                headers["Authorization"] = credentials.basic_header()
+            response = await self.exchange("GET", key.realm, what, headers=headers, params=params)
         try:
             if response.status_code != 200:
                 raise error_from_response(response, await self.read_error(response), what)
@@ -205,7 +287,7 @@ class RegistrySession:
             raise ProtocolError(f"{what}: answer has no token", status=200)
         expires_in = doc.get("expires_in")
         if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
-            expires_in = None
+            expires_in = _jwt_lifetime(value)
         issued_at = parse_issued_at(doc.get("issued_at"))
         return Token.issued(
             value, now=self.tokens.clock(), expires_in=expires_in, issued_at=issued_at
@@ -252,6 +334,13 @@ class RegistrySession:
         finally:
             await abandon(response, chunks)
         return bytes(data)
+
+
+def _jwt_lifetime(token: str) -> float | None:
+    """Seconds until a JWT token's ``exp`` (for answers without ``expires_in``, as Azure
+    Container Registry's ``/oauth2/token`` gives); None when the token is not a JWT."""
+    exp = jwt_expiry(token)
+    return None if exp is None else max(0.0, exp - time.time())
 
 
 def _pick_challenge(header: str) -> Challenge | None:

@@ -141,7 +141,7 @@ async def test_token_cache_single_flights_concurrent_refreshes() -> None:
 async def test_token_cache_gives_the_error_to_every_waiter_and_caches_nothing() -> None:
     cache = TokenCache(clock=FakeClock())
     calls = 0
-    errors: list[BaseException] = []
+    errors: list[AuthFailed] = []
 
     async def fetch() -> Token:
         nonlocal calls

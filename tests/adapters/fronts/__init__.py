@@ -1,0 +1,1 @@
+"""Provider login protocols served by the loopback auth front (``support.authfront``)."""
