@@ -9,9 +9,11 @@ docker-registry in proxy mode (``proxy: remoteurl:``). Every cold measurement ru
 freshly started proxy with an empty data dir. Measured: cold skopeo pulls against the same
 pull direct from the upstream; N concurrent cold curl GETs of the layer (upstream bytes
 counted from the upstream's access log, every body checked); warm tag GETs within the TTL
-(upstream requests caused, wrk throughput, CPU per request). Order alternates on every
-repetition; the table shows medians. Everything started here is stopped and the temp dir
-removed on exit, failure, Ctrl-C and SIGTERM. See loadtests/README.md, "Pull-through".
+(upstream requests caused, wrk throughput, CPU per request) and right after it expired
+(on a node with a short ``tag_ttl``: one HEAD is the target, for all worker processes).
+Order alternates on every repetition; the table shows medians. Everything started here is
+stopped and the temp dir removed on exit, failure, Ctrl-C and SIGTERM. See
+loadtests/README.md, "Pull-through".
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class Settings:
     workers: int
     tag_ttl: float
     tmpdir: str | None
+    short_ttl: float = 3.0
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Results:
     pull_upstream: dict[str, list[float]] = field(default_factory=dict)
     cold: dict[str, dict[int, list[ColdGets]]] = field(default_factory=dict)
     tag_upstream: dict[str, int] = field(default_factory=dict)
+    expired_upstream: dict[str, int] = field(default_factory=dict)
     wrk: dict[str, list[TagRun]] = field(default_factory=dict)
 
 
@@ -84,6 +88,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     p.add_argument("--wrk-seconds", type=float, help="length of each wrk run (5; --quick: 2)")
     p.add_argument("--tag-ttl", type=float, default=60.0, help="Portmesh tag_ttl (60)")
+    p.add_argument("--short-ttl", type=float, default=3.0,
+                   help="Portmesh tag_ttl of the expired-tag measurement (3)")  # fmt: skip
     p.add_argument("--tmpdir", help="where to make the temp dir (default: system temp)")
     a = p.parse_args(argv)
     q = a.quick
@@ -97,6 +103,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         workers=a.workers,
         tag_ttl=a.tag_ttl,
         tmpdir=a.tmpdir,
+        short_ttl=a.short_ttl,
     )
 
 
@@ -136,12 +143,15 @@ def start_registry(label: str, workdir: Path, *, upstream: str = "") -> servers.
     return _spawn(kind, label, workdir, port, argv)
 
 
-def start_node(label: str, workdir: Path, upstream: str, cfg: Settings) -> servers.Server:
+def start_node(
+    label: str, workdir: Path, upstream: str, cfg: Settings, tag_ttl: float | None = None
+) -> servers.Server:
     """A Portmesh node whose project ``hub`` pulls through ``upstream``."""
     workdir.mkdir(parents=True)
     port = servers.free_port()
     config = workdir / "node.toml"
-    config.write_text(_NODE_CONFIG.format(url=upstream, project=PROJECT, ttl=cfg.tag_ttl))
+    ttl = cfg.tag_ttl if tag_ttl is None else tag_ttl
+    config.write_text(_NODE_CONFIG.format(url=upstream, project=PROJECT, ttl=ttl))
     argv = [
         servers._portmesh_bin(), "node", "--listen", f"127.0.0.1:{port}",
         "--data", str(workdir / "data"), "--no-auth", "--workers", str(cfg.workers),
@@ -163,13 +173,13 @@ class Bench:
         return f"{PROJECT}/{REPO}" if name == PM else REPO
 
     @contextmanager
-    def fresh(self, name: str) -> Iterator[servers.Server]:
+    def fresh(self, name: str, tag_ttl: float | None = None) -> Iterator[servers.Server]:
         """A newly started proxy ``name`` with an empty data dir; stopped and removed after."""
         self._n += 1
         workdir = self.tmp / f"proxy{self._n}"
         up = self.upstream.base_url
         if name == PM:
-            srv = start_node(name, workdir, up, self.cfg)
+            srv = start_node(name, workdir, up, self.cfg, tag_ttl)
         else:
             srv = start_registry(name, workdir, upstream=up)
         try:
@@ -256,6 +266,27 @@ def warm_tags(b: Bench, res: Results, stack: ExitStack) -> None:
                 f"{w.upstream_requests} upstream requests, {w.errors} errors")  # fmt: skip
 
 
+def expired_tags(b: Bench, res: Results) -> None:
+    """On a fresh proxy (Portmesh: ``tag_ttl = short_ttl``): one tag GET, a wait past the
+    TTL, then ``tag_gets`` GETs on new connections; the upstream requests they caused."""
+    tag, ttl = b.layout.tag, b.cfg.short_ttl
+    for name in (PM, REG):
+        with b.fresh(name, tag_ttl=ttl) as srv:
+            proxy_measure.tag_gets(srv, b.repo(name), tag, 1)
+            time.sleep(ttl + 0.3)
+            b.access.mark()
+            t0 = time.monotonic()
+            proxy_measure.tag_gets(srv, b.repo(name), tag, b.cfg.tag_gets)
+            took = time.monotonic() - t0
+            b.access.settle(quiet=0.5)
+            hits = b.access.since_mark()
+        res.expired_upstream[name] = len(hits)
+        log(f"{b.cfg.tag_gets} tag GETs {name} after the TTL, in {took:.2f} s: {len(hits)} "
+            f"upstream requests ({sum(h.method == 'HEAD' for h in hits)} HEAD)")  # fmt: skip
+        if name == PM and took >= ttl:
+            log(f"warning: the GETs took longer than the {ttl:g} s TTL: more than one HEAD due")
+
+
 def rows(cfg: Settings, res: Results, size: int) -> list[Row]:
     def med(d: dict[str, list[float]], name: str) -> float:
         return median(d[name])
@@ -291,6 +322,9 @@ def rows(cfg: Settings, res: Results, size: int) -> list[Row]:
     out += [
         Row(f"upstream requests, {cfg.tag_gets} warm tag GETs", "count", res.tag_upstream[PM],
             res.tag_upstream[REG], "A = 0", a_at_most(0)),
+        Row(f"  the same {cfg.tag_gets} right after the TTL", "count",
+            res.expired_upstream[PM], res.expired_upstream[REG], "A = 1 (a HEAD)",
+            lambda a, _b, _r: a == 1),
         Row(f"manifest GET by tag, wrk -c{cfg.connections}", "req/s",
             median([w.rps for w in wa]), median([w.rps for w in wb])),
         Row("  proxy CPU", "CPU-us/req", median([w.cpu_us for w in wa]),
@@ -321,6 +355,7 @@ def benchmark(cfg: Settings, tmp: Path, stack: ExitStack) -> list[Row]:
     cold_gets(b, res)
     with ExitStack() as proxies:
         warm_tags(b, res, proxies)
+    expired_tags(b, res)
     return rows(cfg, res, layout.layer_size)
 
 

@@ -3,6 +3,11 @@
 - Manifests by digest are immutable: cached for good. By tag: served from cache within
   the upstream's ``tag_ttl``; after it, revalidated with a HEAD (HEADs do not count
   against Docker Hub's pull limits), and refetched only when the digest moved.
+- Tag freshness lives in the MetadataStore (``tag_check``), shared by every worker
+  process, in wall-clock time: one HEAD per tag per TTL for the whole node. The process
+  that revalidates first claims it there (``claim_tag_check``, a lease of the upstream's
+  timeout plus a second); meanwhile the others, and requests after a failed
+  revalidation until the lease ends, serve the cached digest as stale.
 - Stale-if-error: when the upstream refuses, times out (``timeout``, about 2 s), answers
   5xx or 429, fails authentication, or says 404 for something cached, the cached
   manifest is served and marked stale. A circuit breaker stops asking an upstream that
@@ -37,6 +42,8 @@ from portmesh.oci.manifest import parse_manifest
 __all__ = ["Breaker", "CachedManifest", "ProxyCache"]
 
 NEGATIVE_TTL = 10.0
+#: how much longer than the upstream's timeout a revalidation claim holds
+CLAIM_MARGIN = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +97,17 @@ class ProxyCache:
         fills: Fills,
         clients: dict[str, Upstream],
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` times breakers and the negative cache; ``wall`` (epoch seconds, as
+        every process of the node shares it) times tag freshness."""
         self.registry = registry
         self.fills = fills
         self.clients = clients
         self.clock = clock
+        self.wall = wall
+        #: the latest validation time of each tag this process has seen (the shared
+        #: record only ever moves forward, so a fresh value here spares a store read)
         self._fresh: dict[tuple[str, str], float] = {}
         self._absent: dict[tuple[str, str], float] = {}
         self._revalidating: dict[tuple[str, str], _Shared] = {}
@@ -114,11 +127,15 @@ class ProxyCache:
                 return CachedManifest(await self._fetch(client, route, digest, None), "miss")
 
             return await self._ask(route, reference, None, fetch)
-        key = (local, reference)
-        if cached is not None and self.clock() - self._fresh.get(key, -1e18) < (
-            route.upstream.tag_ttl
-        ):
-            return CachedManifest(cached, "hit")
+        key, ttl = (local, reference), route.upstream.tag_ttl
+        if cached is not None:
+            if self.wall() - self._fresh.get(key, -1e18) < ttl:
+                return CachedManifest(cached, "hit")
+            check = await meta.tag_check(local, reference)
+            if check is not None:
+                self._fresh[key] = max(self._fresh.get(key, -1e18), check.checked)
+                if self.wall() - check.checked < ttl:
+                    return CachedManifest(cached, "hit")
         running = self._revalidating.get(key)
         if running is not None:  # one HEAD per tag at a time: wait for it and share it
             await running.done.wait()
@@ -129,6 +146,13 @@ class ProxyCache:
             return running.outcome
         shared = self._revalidating[key] = _Shared()
         try:
+            if cached is not None and not await meta.claim_tag_check(
+                local, reference, self.wall(), ttl, route.upstream.timeout + CLAIM_MARGIN
+            ):  # another process revalidated it just now, is doing so, or failed to
+                check = await meta.tag_check(local, reference)
+                fresh = check is not None and self.wall() - check.checked < ttl
+                shared.outcome = CachedManifest(cached, "hit" if fresh else "stale")
+                return shared.outcome
             shared.outcome = await self._revalidate(route, reference, cached, key)
             return shared.outcome
         except OCIError as exc:
@@ -149,13 +173,19 @@ class ProxyCache:
         async def revalidate(client: Upstream) -> CachedManifest:
             resolved = await client.resolve(route.remote, reference)
             if cached is not None and resolved.digest == cached.digest:
-                self._fresh[key] = self.clock()
+                await self._checked(key)
                 return CachedManifest(cached, "revalidated")
             record = await self._fetch(client, route, resolved.digest, reference)
-            self._fresh[key] = self.clock()
+            await self._checked(key)
             return CachedManifest(record, "miss")
 
         return await self._ask(route, reference, cached, revalidate)
+
+    async def _checked(self, key: tuple[str, str]) -> None:
+        """Record, for every process, that the tag ``key`` was validated just now."""
+        now = self.wall()
+        await self.registry.meta.mark_tag_checked(*key, now)
+        self._fresh[key] = max(self._fresh.get(key, -1e18), now)
 
     async def _fetch(
         self, client: Upstream, route: Route, digest: Digest, tag: str | None
@@ -289,7 +319,6 @@ class ProxyCache:
             if isinstance(cause, (UpstreamError, trio.TooSlowError)):
                 raise _translate(route.upstream.name, cause) from exc
             raise
-
 
     async def ranged(
         self, route: Route, digest: Digest, start: int, length: int | None

@@ -15,6 +15,7 @@ only stops its own reader; the fill goes on for the others and the next pull.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
@@ -29,6 +30,11 @@ __all__ = ["CHUNK", "Fill", "FillFailed", "Fills", "Source"]
 log = logging.getLogger("portmesh.proxy")
 
 CHUNK = 1024 * 1024
+#: buffers received ahead of the store's writer (which copies and hashes in a thread)
+AHEAD = 4
+#: the latest buffers a fill keeps for its readers (more than AHEAD + 1, so that every
+#: byte older than them is in the store's file)
+KEEP = 6
 #: how often a process following another's fill looks at its file
 FOLLOW_INTERVAL = 0.01
 
@@ -53,7 +59,11 @@ class Fill:
     def __init__(self, digest: Digest) -> None:
         self.digest = digest
         self.size: int | None = None
+        #: bytes in the store's file (readable with ``writer.read_back``)
         self.written = 0
+        #: bytes received; the latest ``KEEP`` buffers of them stay in memory
+        self.received = 0
+        self._recent: deque[tuple[int, bytes]] = deque(maxlen=KEEP)
         self.done = False
         self.error: BaseException | None = None
         self.ready = trio.Event()  # size known, or failed
@@ -64,6 +74,21 @@ class Fill:
     def _notify(self) -> None:
         self._progress.set()
         self._progress = trio.Event()
+
+    def _received(self, data: bytes) -> None:
+        self._recent.append((self.received, data))
+        self.received += len(data)
+        self._notify()
+
+    def _from_memory(self, pos: int, most: int) -> bytes | None:
+        """Up to ``most`` bytes from ``pos`` out of the buffers kept; None if not there."""
+        for start, data in self._recent:
+            if start <= pos < start + len(data):
+                lo = pos - start
+                if lo == 0 and len(data) <= most:
+                    return data  # the whole buffer: no copy
+                return data[lo : lo + most]
+        return None
 
     async def _wait(self) -> None:
         await self._progress.wait()
@@ -140,14 +165,7 @@ class Fills:
                     if fill.size is not None:
                         writer.announce_size(fill.size)
                     fill.ready.set()
-                    # Upstream chunks are small; write, hash and wake readers per MiB.
-                    pending = bytearray()
-                    async for chunk in source:
-                        pending += chunk
-                        if len(pending) >= CHUNK:
-                            await self._append(fill, writer, pending)
-                            pending = bytearray()
-                    await self._append(fill, writer, pending)
+                    await self._pump(fill, source, writer)
                 if fill.size is not None and fill.written != fill.size:
                     raise FillFailed(f"upstream sent {fill.written} of {fill.size} bytes")
                 size = await writer.commit(fill.digest)
@@ -155,11 +173,48 @@ class Fills:
             fill.done = True
 
     @staticmethod
-    async def _append(fill: Fill, writer: BlobWriter, data: bytearray) -> None:
-        if data:
-            await writer.write(bytes(data))
-            fill.written += len(data)
-            fill._notify()
+    async def _pump(fill: Fill, source: Source, writer: BlobWriter) -> None:
+        """Copy ``source`` into ``writer``: small upstream chunks are joined into buffers of
+        at least ``CHUNK // 2`` bytes, which the writer stores while the next ones
+        arrive; readers are woken per buffer received (they read the latest from memory).
+        The first failure of either side ends both and is raised as itself."""
+        send, receive = trio.open_memory_channel[bytes](AHEAD)
+        failures: list[Exception] = []
+
+        async def store() -> None:
+            try:
+                async with receive:
+                    async for data in receive:
+                        await writer.write(data)
+                        fill.written += len(data)
+                        fill._notify()
+            except Exception as exc:
+                failures.append(exc)
+                nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store)
+            try:
+                async with send:
+                    pending: list[bytes] = []
+                    held = 0
+                    async for chunk in source:
+                        pending.append(chunk)
+                        held += len(chunk)
+                        if held >= CHUNK // 2:  # one wide read alone is passed on uncopied
+                            data = b"".join(pending)
+                            pending, held = [], 0
+                            fill._received(data)
+                            await send.send(data)
+                    if held:
+                        data = b"".join(pending)
+                        fill._received(data)
+                        await send.send(data)
+            except Exception as exc:
+                failures.append(exc)
+                nursery.cancel_scope.cancel()
+        if failures:
+            raise failures[0]
 
     async def _follow(
         self, fill: Fill, partial: PartialBlob, on_commit: Callable[[int], Awaitable[None]]
@@ -177,7 +232,7 @@ class Fills:
                         fill.ready.set()
                     written = partial.written()
                     if written > fill.written:
-                        fill.written = written
+                        fill.written = fill.received = written
                         fill._notify()
                     if finished:
                         break
@@ -200,7 +255,7 @@ class Fills:
         except Exception as exc:
             log.warning("fill of %s failed: %s", fill.digest, exc)
             fill.error = exc
-        except trio.Cancelled as exc:  # the node is shutting down
+        except BaseException as exc:  # the node is shutting down: readers must not wait
             fill.error = exc
             raise
         finally:
@@ -221,25 +276,33 @@ class Fills:
         end = None if length is None else offset + length
         pos = offset
         while end is None or pos < end:
+            want = CHUNK if end is None else min(CHUNK, end - pos)
+            data: bytes | None = None
             if fill.done:
-                reader = await self.blobs.open(fill.digest)
-                try:
-                    rest = None if end is None else end - pos
-                    async for chunk in reader.chunks(pos, rest):
-                        yield chunk
-                finally:
-                    await reader.aclose()
-                return
-            if fill.error is not None:
+                data = fill._from_memory(pos, want)
+                if data is None:
+                    reader = await self.blobs.open(fill.digest)
+                    try:
+                        rest = None if end is None else end - pos
+                        async for chunk in reader.chunks(pos, rest):
+                            yield chunk
+                    finally:
+                        await reader.aclose()
+                    return
+            elif fill.error is not None:
                 raise fill._failed()
-            # The blob's last byte waits for the digest check, so a wrong blob can never
-            # reach a client complete: its response is cut one byte short instead.
-            limit = fill.written
-            if fill.size is not None:
-                limit = min(limit, fill.size - 1)
-            if pos < limit and fill.writer is not None:
-                want = CHUNK if end is None else min(CHUNK, end - pos)
-                data = fill.writer.read_back(pos, min(want, limit - pos))
+            else:
+                # The blob's last byte waits for the digest check, so a wrong blob can
+                # never reach a client complete: its response is cut one byte short.
+                limit = fill.received
+                if fill.size is not None:
+                    limit = min(limit, fill.size - 1)
+                if pos < limit:
+                    most = min(want, limit - pos)
+                    data = fill._from_memory(pos, most)
+                    if data is None and fill.writer is not None and pos < fill.written:
+                        data = fill.writer.read_back(pos, min(most, fill.written - pos))
+            if data:
                 pos += len(data)
                 yield data
             else:

@@ -49,25 +49,28 @@ async def rig(
     password: str = PASSWORD,
     tag_ttl: float = 0.0,
     workers: int = 1,
+    auth: bool = True,
 ) -> AsyncIterator[Rig]:
+    """``auth=False``: an anonymous upstream, so no request of the node meets a 401."""
     image = write_image(tmp_path / "src", "v1", layer_sizes=(8 * MiB,))
-    async with run_docker_registry(tmp_path / "upstream", {USER: PASSWORD}) as upstream:
+    users = {USER: PASSWORD} if auth else None
+    async with run_docker_registry(tmp_path / "upstream", users) as upstream:
+        creds = [f"--dest-creds={USER}:{PASSWORD}"] if auth else []
         await run_tool([
             require_binary("skopeo"), "--insecure-policy", "copy", "--quiet",
-            "--preserve-digests", "--dest-tls-verify=false", f"--dest-creds={USER}:{PASSWORD}",
+            "--preserve-digests", "--dest-tls-verify=false", *creds,
             f"oci:{image.layout}:v1", f"docker://{upstream.address}/team/app:v1",
-        ])
+        ])  # fmt: skip
         faults = FaultProxy(upstream.address)
         await nursery.start(faults.serve)
         config = tmp_path / "node.toml"
+        login = f'username = "{USER}"\npassword = "{password}"\n' if auth else ""
         config.write_text(
             f'[[upstream]]\nname = "hub"\nurl = "{faults.url}"\nproject = "hub"\n'
-            f'username = "{USER}"\npassword = "{password}"\ntag_ttl = {tag_ttl}\n'
+            f"{login}tag_ttl = {tag_ttl}\n"
         )
         async with (
-            run_node(
-                tmp_path / "node", "--config", str(config), "--workers", str(workers)
-            ) as node,
+            run_node(tmp_path / "node", "--config", str(config), "--workers", str(workers)) as node,
             httpx.AsyncClient(base_url=f"{node.url}/v2/hub", timeout=60) as client,
         ):
             yield Rig(node, faults, image, client)
@@ -177,3 +180,37 @@ async def test_wrong_credentials_are_a_clear_error_and_never_logged(
         assert error["code"] == "UNAVAILABLE" and "credentials" in error["message"]
         assert "wrong secret" not in got.text
         assert "wrong secret" not in r.node.log.read_text()
+
+
+async def test_worker_processes_share_tag_freshness(tmp_path: Path, nursery: trio.Nursery) -> None:
+    # Each GET opens its own connection, so the node's two worker processes both serve
+    # some; tag freshness lives in the node's shared metadata store. An anonymous
+    # upstream, so that every request counted is one the cache decided to make.
+    ttl = 4.0
+    async with rig(tmp_path, nursery, tag_ttl=ttl, workers=2, auth=False) as r:
+
+        async def get_tag() -> str:
+            got = await r.client.get(
+                "/team/app/manifests/v1", headers={**ACCEPT, "Connection": "close"}
+            )
+            assert got.status_code == 200
+            assert digest_of(got.content) == r.image.manifest_digest
+            return str(got.headers["X-Portmesh-Cache"])
+
+        assert await get_tag() == "miss"
+        fetched = trio.current_time()
+        r.faults.requests.clear()
+        states = [await get_tag() for _ in range(30)]
+        assert trio.current_time() - fetched < ttl, "the GETs ran within the TTL"
+        assert states == ["hit"] * 30
+        assert sum(r.faults.requests.values()) == 0, dict(r.faults.requests)
+
+        await trio.sleep_until(fetched + ttl + 0.2)
+        expired = trio.current_time()
+        async with trio.open_nursery() as clients:
+            for _ in range(10):
+                clients.start_soon(get_tag)
+        for _ in range(20):
+            await get_tag()
+        assert trio.current_time() - expired < ttl, "the GETs ran within one TTL period"
+        assert dict(r.faults.requests) == {"/v2/team/app/manifests/v1": 1}

@@ -26,10 +26,14 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def _manifest(name: str) -> bytes:
-    config = {"mediaType": "application/vnd.oci.image.config.v1+json",
-              "digest": str(Digest.of(name.encode())), "size": len(name)}
-    return json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config,
-                       "layers": []}).encode()
+    config = {
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        "digest": str(Digest.of(name.encode())),
+        "size": len(name),
+    }
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": []}
+    ).encode()
 
 
 @dataclass
@@ -104,7 +108,9 @@ async def setup() -> AsyncIterator[Setup]:
     upstream, clock, router = ScriptedUpstream(), Clock(), Router([config])
     registry = Registry(MemoryBlobStore(), MemoryMetadataStore())
     async with trio.open_nursery() as nursery:
-        cache = ProxyCache(registry, Fills(registry.blobs, nursery), {"hub": upstream}, clock)
+        cache = ProxyCache(
+            registry, Fills(registry.blobs, nursery), {"hub": upstream}, clock, wall=clock
+        )
         yield cache, upstream, clock, router
         nursery.cancel_scope.cancel()
 
@@ -127,8 +133,11 @@ async def test_tag_within_ttl_asks_nothing_then_revalidates_with_a_head(setup: S
 
 @pytest.mark.parametrize(
     "failure",
-    [Unavailable("connection refused"), Unavailable("HTTP 500", status=500),
-     NotFound("gone", status=404)],
+    [
+        Unavailable("connection refused"),
+        Unavailable("HTTP 500", status=500),
+        NotFound("gone", status=404),
+    ],
     ids=["refused", "5xx", "404-for-cached"],
 )
 async def test_cached_tag_is_served_stale_when_the_upstream_fails(
@@ -224,3 +233,60 @@ async def test_concurrent_requests_for_an_expired_tag_share_one_head(setup: Setu
             nursery.start_soon(pull)
     assert upstream.calls == ["HEAD v1"]
     assert states == ["revalidated"] * 10
+
+
+async def test_worker_processes_share_tag_freshness_through_the_store() -> None:
+    # Two caches on one MetadataStore stand for two worker processes of a node.
+    config = UpstreamConfig("hub", "http://upstream", project="hub", tag_ttl=60, timeout=2)
+    route = Router([config]).route("hub/team/app")
+    assert route is not None
+    registry = Registry(MemoryBlobStore(), MemoryMetadataStore())
+    upstream, wall = ScriptedUpstream(), Clock()
+    async with trio.open_nursery() as nursery:
+        fills = Fills(registry.blobs, nursery)
+        workers = [
+            ProxyCache(registry, fills, {"hub": upstream}, Clock(), wall=wall) for _ in range(2)
+        ]
+        first = await workers[0].manifest(route, "v1")
+        check = await registry.meta.tag_check(route.local, "v1")
+        assert check is not None and check.checked == check.first_pulled == wall.now
+        upstream.calls.clear()
+        wall.now += 59
+        assert (await workers[1].manifest(route, "v1")).state == "hit"
+        assert upstream.calls == [], "the other worker knows the tag is fresh"
+        wall.now += 2
+        upstream.delay = 0.05
+        states: list[str] = []
+
+        async def pull(cache: ProxyCache) -> None:
+            states.append((await cache.manifest(route, "v1")).state)
+
+        async with trio.open_nursery() as pulls:
+            for i in range(10):
+                pulls.start_soon(pull, workers[i % 2])
+        assert upstream.calls == ["HEAD v1"], "one HEAD for the whole node"
+        assert "revalidated" in states and set(states) <= {"revalidated", "hit", "stale"}
+        check = await registry.meta.tag_check(route.local, "v1")
+        assert check is not None
+        assert (check.checked, check.first_pulled) == (wall.now, wall.now - 61)
+        assert (await workers[1].manifest(route, str(first.record.digest))).state == "hit"
+        assert upstream.calls == ["HEAD v1"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_failed_revalidation_holds_its_claim_for_the_upstreams_timeout(
+    setup: Setup,
+) -> None:
+    cache, upstream, clock, router = setup
+    route = router.route("hub/team/app")
+    await cache.manifest(route, "v1")
+    clock.now += 61
+    upstream.failure = Unavailable("connection refused")
+    assert (await cache.manifest(route, "v1")).state == "stale"
+    asked = len(upstream.calls)
+    clock.now += 2.5  # within the 2 s timeout + 1 s claim
+    assert (await cache.manifest(route, "v1")).state == "stale"
+    assert len(upstream.calls) == asked, "the claim spares the upstream a retry storm"
+    clock.now += 1
+    upstream.failure = None
+    assert (await cache.manifest(route, "v1")).state == "revalidated"

@@ -6,12 +6,15 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
 from node.proxy.fill import Fill, FillFailed, Fills, Source
+from node.storage.base import Claim
+from node.storage.fs import FsBlobStore
 from node.storage.memory import MemoryBlobStore
 from portmesh.oci.digest import Digest
 
@@ -179,3 +182,99 @@ async def test_a_hanging_upstream_hits_the_fill_deadline(
         with pytest.raises(FillFailed):
             await _read_all(fills, fill)
     assert isinstance(fill.error, trio.TooSlowError)
+
+
+BIG = os.urandom(40 * 1024 * 1024 + 4321)  # past the store's thread-write and sync sizes
+
+
+@pytest.mark.parametrize("flip", [False, True], ids=["intact", "flipped-byte"])
+async def test_fill_into_the_filesystem_store(tmp_path: Path, flip: bool) -> None:
+    # The store copies and hashes big buffers in a worker thread while the next arrive.
+    body = BIG[:-1] + bytes([BIG[-1] ^ 1]) if flip else BIG
+    store, upstream = FsBlobStore(tmp_path), Upstream(body=body, size=len(BIG), pause=0)
+    digest, results = Digest.of(BIG), []
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+
+        async def client() -> None:
+            fill = await fills.join(digest, upstream.fetch, upstream.on_commit)
+            got = bytearray()
+            try:
+                async for chunk in fills.read(fill):
+                    got += chunk
+            except FillFailed:
+                pass
+            results.append(bytes(got))
+
+        async with trio.open_nursery() as clients:
+            for _ in range(3):
+                clients.start_soon(client)
+    assert upstream.fetches == 1
+    if flip:
+        assert all(len(r) < len(BIG) for r in results), "never a complete-looking wrong blob"
+        assert await store.stat(digest) is None and upstream.commits == []
+    else:
+        assert results == [BIG] * 3
+        reader = await store.open(digest)
+        try:
+            assert b"".join([c async for c in reader.chunks()]) == BIG
+        finally:
+            await reader.aclose()
+
+
+class _FailingWriter:
+    """A store whose disk fills up after ``room`` bytes."""
+
+    def __init__(self, inner: MemoryBlobStore, room: int) -> None:
+        self.inner, self.room = inner, room
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def claim(self, digest: Digest) -> Claim:
+        claim = await self.inner.claim(digest)
+        if claim.writer is not None:
+            writer, room = claim.writer, self.room
+
+            async def write(data: bytes) -> None:
+                nonlocal room
+                room -= len(data)
+                if room < 0:
+                    raise OSError(28, "No space left on device")
+                await original(data)
+
+            original = writer.write
+            writer.write = write  # type: ignore[method-assign]
+        return claim
+
+
+async def test_a_failing_store_write_fails_the_fill_and_caches_nothing() -> None:
+    memory, upstream = MemoryBlobStore(), Upstream(pause=0)
+    store = _FailingWriter(memory, room=2 * 1024 * 1024)
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)  # type: ignore[arg-type]
+        fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        got = bytearray()
+        with pytest.raises(FillFailed) as info:
+            async for chunk in fills.read(fill):
+                got += chunk
+        assert isinstance(info.value.__cause__, OSError)
+        assert len(got) < len(BLOB)
+    assert await memory.stat(DIGEST) is None and upstream.commits == []
+
+
+async def test_readers_near_the_front_are_served_from_memory() -> None:
+    store, upstream = MemoryBlobStore(), Upstream(pause=0.002)
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        served: list[bytes] = []
+        async for chunk in fills.read(fill):
+            served.append(chunk)
+            if fill.done:
+                continue
+            assert fill.received >= fill.written
+        assert b"".join(served) == BLOB
+        kept = [data for _, data in fill._recent]
+        # Whole buffers went out as they are: the very objects received, not copies.
+        assert any(any(chunk is data for data in kept) for chunk in served)
