@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from functools import partial
 from typing import Any
 
@@ -25,20 +25,25 @@ from hypercorn.utils import wrap_app
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from adapters.auth import Credentials
 from adapters.base import Upstream
 from node.api import blobs, listing, manifests, uploads
 from node.api.http import Response, error_response
 from node.api.pulls import PullRoutes
-from node.config import NodeConfig
+from node.auth.setup import open_auth
+from node.config import ConfigError, NodeConfig
 from node.observe import Metrics, ObserveMiddleware
 from node.proxy.cache import ProxyCache
 from node.proxy.evict import evict
 from node.proxy.fill import Fills
 from node.proxy.router import Router
+from node.proxy.transport import upstream_transport
 from node.registry import Registry
 from node.storage.fs import FsBlobStore
 from node.storage.lmdb_meta import LmdbMetadataStore
+from node.sync.actor import ActorMiddleware, CacheCounts
+from node.sync.events import EventRecorder
+from node.sync.service import open_sync
+from node.sync.upstreams import with_policy_upstreams
 from portmesh.oci.digest import Digest
 from portmesh.oci.errors import OCIError
 
@@ -52,9 +57,12 @@ HOUSEKEEPING_INTERVAL = 30.0
 
 @asynccontextmanager
 async def open_registry(
-    config: NodeConfig, read_only: Callable[[str], bool] = lambda repo: False
+    config: NodeConfig,
+    read_only: Callable[[str], bool] = lambda repo: False,
+    events: EventRecorder | None = None,
 ) -> AsyncIterator[Registry]:
-    """Open the node's stores under ``config.data``; closes them on exit."""
+    """Open the node's stores under ``config.data``; closes them on exit. ``events``
+    records pushes, deletes and pulls for the coordinator."""
     config.data.mkdir(parents=True, exist_ok=True)
     blob_store = FsBlobStore(config.data / "blobs")
     meta = LmdbMetadataStore.open(config.data / "meta", map_size=config.lmdb_map_size)
@@ -65,6 +73,7 @@ async def open_registry(
             delete_enabled=config.delete_enabled,
             chunk_min_length=config.chunk_min_length,
             read_only=read_only,
+            events=events,
         )
     finally:
         await meta.aclose()
@@ -76,18 +85,21 @@ async def open_upstreams(config: NodeConfig) -> AsyncIterator[dict[str, Upstream
     if not config.upstreams:
         yield {}
         return
-    from adapters.oci import OCIClient
+    from adapters.registry import create_upstream
 
     async with AsyncExitStack() as stack:
         clients: dict[str, Upstream] = {}
         for upstream in config.upstreams:
             http = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=upstream.timeout))
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(30.0, connect=upstream.timeout),
+                    transport=upstream_transport(),
+                )
             )
-            credentials = None
-            if upstream.username:
-                credentials = Credentials(upstream.username, upstream.password)
-            client = OCIClient(upstream.url, http=http, credentials=credentials)
+            try:
+                client = create_upstream(upstream.adapter_spec(), http=http)
+            except ValueError as exc:
+                raise ConfigError(f"upstream {upstream.name}: {exc}") from exc
             stack.push_async_callback(client.aclose)
             clients[upstream.name] = client
         yield clients
@@ -99,10 +111,14 @@ def create_app(
     accel: Callable[[Digest], str] | None = None,
     router: Router | None = None,
     proxy: ProxyCache | None = None,
+    auth: Callable[[Any], Any] | None = None,
+    actor: Callable[[Any], Any] | None = None,
 ) -> Any:
     """The ASGI application: the OCI routes, /healthz and /metrics, observed.
 
-    ``accel`` maps a blob to the URL a front proxy serves it from (``X-Accel-Redirect``).
+    ``accel`` maps a blob to the URL a front proxy serves it from (``X-Accel-Redirect``);
+    ``auth`` wraps the routes in token enforcement (``node.auth``); ``actor`` wraps them
+    inside it (``node.sync.actor``: who made a request, for its events).
     """
     app = QuartTrio("portmesh.node")
     # Blob bodies stream for as long as they take; the registry enforces its own limits.
@@ -146,7 +162,12 @@ def create_app(
         body = f'{{"errors":[{{"code":"NOT_FOUND","message":"{exc.name.lower()}"}}]}}'
         return Response(body, status=status, content_type="application/json")
 
-    return ObserveMiddleware(PullRoutes(registry, app, accel, router, proxy), metrics)
+    routes: Any = PullRoutes(registry, app, accel, router, proxy)
+    if actor is not None:
+        routes = actor(routes)
+    if auth is not None:
+        routes = auth(routes)
+    return ObserveMiddleware(routes, metrics)
 
 
 async def housekeeping(
@@ -188,28 +209,45 @@ async def serve(
     sockets: Sockets | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run one node process until cancelled; ``task_status.started(port)`` once listening."""
+    """Run one node process until cancelled; ``task_status.started(port)`` once listening.
+
+    With a coordinator, the node joins it if needed and takes a first snapshot before it
+    listens; the snapshot's proxy upstreams join the config file's at this start."""
     metrics = Metrics()
-    router = Router(config.upstreams)
+    counts = CacheCounts()
+    recorder = EventRecorder() if config.auth.coordinator_url else None
     async with (
-        open_registry(config, read_only=router.is_proxied) as registry,
-        open_upstreams(config) as clients,
-        trio.open_nursery() as nursery,
+        open_registry(config, events=recorder) as registry,
+        open_auth(config.auth, registry.meta, config.data) as auth,
+        open_sync(config, registry, auth.holder, counts) if auth else nullcontext() as sync,
     ):
-        proxy = None
-        if router:
-            fills = Fills(registry.blobs, nursery, deadline=config.fill_deadline)
-            proxy = ProxyCache(registry, fills, clients)
-        hc = hypercorn_config(config)
-        accel = None
-        if config.accel_redirect and isinstance(registry.blobs, FsBlobStore):
-            prefix, store = config.accel_redirect.rstrip("/") + "/", registry.blobs
-            accel = lambda digest: prefix + store.relative_path(digest)  # noqa: E731
-        app = wrap_app(
-            create_app(registry, metrics, accel, router, proxy), hc.wsgi_max_body_size, "asgi"
-        )
-        binds = await nursery.start(partial(worker_serve, app, hc, sockets=sockets))
-        nursery.start_soon(housekeeping, registry, config, metrics, router)
-        port = int(binds[0].rsplit(":", 1)[1])
-        log.info("node listening on %s", binds[0])
-        task_status.started(port)
+        if auth is not None:
+            config = with_policy_upstreams(config, auth.holder.current.policy.upstreams)
+        router = Router(config.upstreams)
+        registry.read_only = router.is_proxied
+        async with open_upstreams(config) as clients, trio.open_nursery() as nursery:
+            proxy = None
+            if router:
+                fills = Fills(registry.blobs, nursery, deadline=config.fill_deadline)
+                proxy = ProxyCache(registry, fills, clients)
+            hc = hypercorn_config(config)
+            accel = None
+            if config.accel_redirect and isinstance(registry.blobs, FsBlobStore):
+                prefix, store = config.accel_redirect.rstrip("/") + "/", registry.blobs
+                accel = lambda digest: prefix + store.relative_path(digest)  # noqa: E731
+            actor = None
+            if sync is not None:
+                actor = partial(ActorMiddleware, counts=counts, proxied_pull=sync.recorder.pull)
+            guard = auth.wrap if auth else None
+            app = wrap_app(
+                create_app(registry, metrics, accel, router, proxy, guard, actor),
+                hc.wsgi_max_body_size,
+                "asgi",
+            )
+            binds = await nursery.start(partial(worker_serve, app, hc, sockets=sockets))
+            nursery.start_soon(housekeeping, registry, config, metrics, router)
+            if sync is not None:
+                await nursery.start(sync.run)
+            port = int(binds[0].rsplit(":", 1)[1])
+            log.info("node listening on %s", binds[0])
+            task_status.started(port)

@@ -25,6 +25,7 @@ from node.storage.base import (
     Referrer,
     UploadRecord,
 )
+from node.sync.events import EventRecorder
 from portmesh.oci.digest import Digest, parse_digest
 from portmesh.oci.errors import OCIError
 from portmesh.oci.manifest import ParsedManifest, parse_manifest
@@ -51,8 +52,11 @@ class Registry:
         chunk_min_length: int = 0,
         clock: Callable[[], float] = time.time,
         read_only: Callable[[str], bool] = lambda repo: False,
+        events: EventRecorder | None = None,
     ) -> None:
         self.blobs = blobs
+        #: records push, delete and pull events for the coordinator (None: no events)
+        self.events = events
         #: repositories that refuse pushes and deletes (proxy projects)
         self.read_only = read_only
         self.meta = meta
@@ -90,6 +94,10 @@ class Registry:
         if record is None:
             raise OCIError("MANIFEST_UNKNOWN", detail={"name": repo, "reference": reference})
         self.note_pull(record.digest)
+        if self.events is not None:
+            self.events.pull(
+                repo, reference, str(record.digest), record.media_type, len(record.body)
+            )
         return record
 
     async def tags(self, repo: str, n: int | None, last: str | None) -> list[str]:
@@ -262,7 +270,12 @@ class Registry:
             annotations=parsed.annotations,
             created=self.clock(),
         )
-        await self.meta.put_manifest(repo, record, tag=tag, blobs=blobs, children=children)
+        event = None
+        if self.events is not None:
+            event = self.events.push(repo, tag, str(digest), parsed.media_type, len(body))
+        await self.meta.put_manifest(
+            repo, record, tag=tag, blobs=blobs, children=children, outbox=event
+        )
         return StoredManifest(digest, parsed)
 
     # ------------------------------------------------------------------ deletes
@@ -270,10 +283,17 @@ class Registry:
     async def delete_manifest(self, repo: str, reference: str) -> None:
         self._check_delete(repo)
         ref = check_reference(reference)
+        event = None
         if isinstance(ref, Digest):
-            found = await self.meta.delete_manifest(repo, ref)
+            if self.events is not None:
+                event = self.events.delete(repo, reference, str(ref))
+            found = await self.meta.delete_manifest(repo, ref, outbox=event)
         else:
-            found = await self.meta.delete_tag(repo, ref)
+            if self.events is not None:
+                current = await self.meta.get_manifest(repo, ref)
+                digest = str(current.digest) if current is not None else None
+                event = self.events.delete(repo, ref, digest)
+            found = await self.meta.delete_tag(repo, ref, outbox=event)
         if not found:
             raise OCIError("MANIFEST_UNKNOWN", detail={"name": repo, "reference": reference})
 

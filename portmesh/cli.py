@@ -15,11 +15,16 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 from hypercorn.config import Sockets
 
 from node.config import ConfigError, NodeConfig, load_config
+from portmesh import up
+
+if TYPE_CHECKING:
+    from coordinator.config import CoordinatorConfig
 
 __all__ = ["main"]
 
@@ -68,6 +73,16 @@ def _node_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="serve without authentication (only sensible on a trusted network)",
     )
+    parser.add_argument("--coordinator-url", help="coordinator base URL (user logins, policy)")
+    parser.add_argument("--coordinator", help="the same as --coordinator-url")
+    parser.add_argument(
+        "--join-token",
+        help="join the coordinator with this token on the first start (or PORTMESH_JOIN_TOKEN)",
+    )
+    parser.add_argument("--name", help="this node's name at the coordinator (default: host name)")
+    parser.add_argument("--service", help="this node's token audience (default: the policy's)")
+    parser.add_argument("--external-url", help="URL clients reach this node at (token realm)")
+    parser.add_argument("--policy-file", help="policy snapshot to serve from (codec or JSON)")
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
     parser.add_argument("--log-level", help="debug, info, warning, error")
     # A worker of `--workers N` serves the listening socket its launcher passed down.
@@ -79,10 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     node_parser = sub.add_parser("node", help="run a registry node")
     _node_args(node_parser)
-    up_parser = sub.add_parser("up", help="run Portmesh on embedded defaults (./portmesh-data)")
-    _node_args(up_parser)
+    up_parser = sub.add_parser(
+        "up", help="run a coordinator and a node joined to it on embedded defaults"
+    )
+    up.add_arguments(up_parser)
+    coordinator_parser = sub.add_parser("coordinator", help="run the coordinator (control plane)")
+    _coordinator_args(coordinator_parser)
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if args.command == "coordinator":
+        return run_coordinator(args)
+    if args.command == "up":
+        _setup_logging(args.log_level)
+        return up.run_up(args)
 
     overrides = {
         "listen": args.listen,
@@ -91,36 +115,95 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "log_level": args.log_level,
     }
-    if args.command == "up":
-        # Until a coordinator runs beside it, `up` is a local, loopback-only node.
-        overrides["data"] = args.data or Path("portmesh-data") / "node"
-        overrides["listen"] = args.listen or "127.0.0.1:5000"
-        overrides["no_auth"] = True
+    auth = {
+        "coordinator_url": args.coordinator_url or args.coordinator,
+        "join_token": args.join_token or os.environ.get("PORTMESH_JOIN_TOKEN") or None,
+        "name": args.name,
+        "service": args.service,
+        "external_url": args.external_url,
+        "policy_file": args.policy_file,
+    }
     try:
-        config = load_config(args.config, **overrides)
+        config = load_config(args.config, auth, **overrides)
         host, _port = config.host_port
     except ConfigError as exc:
         print(f"portmesh: {exc}", file=sys.stderr)
         return 2
     _setup_logging(config.log_level)
-    if not config.no_auth:
+    if config.no_auth and config.auth.enabled:
         print(
-            "portmesh: no coordinator is configured, so this node has no way to authenticate "
-            "clients; pass --no-auth to serve without authentication",
+            "portmesh: --no-auth conflicts with the configured authentication "
+            "(coordinator_url or policy_file); use one or the other",
             file=sys.stderr,
         )
         return 2
-    if not _is_loopback(host) and args.listen_fd is None:
-        log.warning("serving WITHOUT authentication on %s, which is not a loopback address", host)
-    if args.command == "up" and args.listen_fd is None:
+    if not config.no_auth and not config.auth.enabled:
         print(
-            f"Portmesh node on http://{config.listen} (data in {config.data}).\n"
-            f"  skopeo copy --dest-tls-verify=false oci:DIR:TAG "
-            f"docker://{config.listen}/REPO:TAG\n"
-            f"  podman pull --tls-verify=false {config.listen}/REPO:TAG",
+            "portmesh: no coordinator is configured, so this node has no way to authenticate "
+            "clients; set --coordinator-url or --policy-file, or pass --no-auth to serve "
+            "without authentication",
             file=sys.stderr,
         )
+        return 2
+    if config.auth.policy_file:
+        from portmesh.policy import PolicyError, load_policy_file
+
+        try:
+            load_policy_file(Path(config.auth.policy_file))
+        except PolicyError as exc:
+            print(f"portmesh: {exc}", file=sys.stderr)
+            return 2
+    if config.no_auth and not _is_loopback(host) and args.listen_fd is None:
+        log.warning("serving WITHOUT authentication on %s, which is not a loopback address", host)
     return run_node(config, argv, args.listen_fd)
+
+
+def _coordinator_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on")
+    parser.add_argument("--data", type=Path, required=True, help="data directory")
+    parser.add_argument(
+        "--database",
+        help="SQLAlchemy database URL (default: SQLite at DATA/coordinator.db; "
+        "PostgreSQL: postgresql+psycopg://USER@HOST:PORT/DB)",
+    )
+    parser.add_argument("--external-url", help="URL clients use to reach the API")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+
+
+def run_coordinator(args: argparse.Namespace) -> int:
+    """``portmesh coordinator``: serve the API until SIGTERM/SIGINT. The admin password of
+    a first start comes from PORTMESH_ADMIN_PASSWORD (or is generated and printed once)."""
+    from coordinator.config import ConfigError as CoordinatorConfigError
+    from coordinator.config import CoordinatorConfig
+
+    try:
+        config = CoordinatorConfig.from_env(
+            args.data, args.listen, args.database, external_url=args.external_url
+        )
+    except CoordinatorConfigError as exc:
+        print(f"portmesh: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(args.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(_serve_coordinator_until_signal, config)
+    except CoordinatorConfigError as exc:
+        print(f"portmesh: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _serve_coordinator_until_signal(config: CoordinatorConfig) -> None:
+    from coordinator.app import serve
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(serve, config))
+            async for _ in signals:
+                log.info("shutting down")
+                nursery.cancel_scope.cancel()
+                break
 
 
 def run_node(config: NodeConfig, argv: list[str], listen_fd: int | None = None) -> int:
@@ -129,8 +212,17 @@ def run_node(config: NodeConfig, argv: list[str], listen_fd: int | None = None) 
     sockets = None
     if listen_fd is not None:
         sockets = Sockets([], [socket.socket(fileno=listen_fd)], [])
-    with contextlib.suppress(KeyboardInterrupt):
-        trio.run(_serve_until_signal, config, sockets)
+    from node.sync.identity import JoinError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(_serve_until_signal, config, sockets)
+    except BaseException as exc:
+        found = up.find_error(exc, (JoinError,))
+        if found is None:
+            raise
+        print(f"portmesh: {found}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -14,7 +14,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,6 +32,7 @@ __all__ = [
     "PartialBlob",
     "Referrer",
     "StorageError",
+    "TagCheck",
     "UploadRecord",
 ]
 
@@ -211,6 +212,17 @@ class UploadRecord:
     created: float
 
 
+@dataclass(frozen=True, slots=True)
+class TagCheck:
+    """When a pull-through tag was last validated against its upstream (wall clock, epoch
+    seconds; 0.0 = never), when it was first pulled through, and until when a process's
+    claim on its next revalidation holds (0.0 = none)."""
+
+    checked: float
+    first_pulled: float
+    claimed_until: float = 0.0
+
+
 class MetadataStore(Protocol):
     """Repositories, tags, manifests, referrers, blob links, upload sessions, access times.
 
@@ -226,10 +238,12 @@ class MetadataStore(Protocol):
         tag: str | None,
         blobs: Iterable[Digest],
         children: Iterable[Digest],
+        outbox: bytes | None = None,
     ) -> None:
         """Store ``record`` in ``repo``, point ``tag`` at it, remember the blobs and child
         manifests it references, and index it as a referrer of ``record.subject`` (size
-        ``len(record.body)``), all in one transaction."""
+        ``len(record.body)``), all in one transaction; ``outbox`` (an event) is appended
+        to the outbox in that same transaction."""
         ...
 
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord | None:
@@ -242,11 +256,16 @@ class MetadataStore(Protocol):
         """Which of these blobs/manifests are not present in ``repo``."""
         ...
 
-    async def delete_manifest(self, repo: str, digest: Digest) -> bool:
-        """Remove the manifest, every tag pointing at it and its referrer entry."""
+    async def delete_manifest(
+        self, repo: str, digest: Digest, *, outbox: bytes | None = None
+    ) -> bool:
+        """Remove the manifest, every tag pointing at it and its referrer entry;
+        ``outbox`` is appended in the same transaction when something was removed."""
         ...
 
-    async def delete_tag(self, repo: str, tag: str) -> bool: ...
+    async def delete_tag(self, repo: str, tag: str, *, outbox: bytes | None = None) -> bool:
+        """Remove the tag; ``outbox`` as for ``delete_manifest``."""
+        ...
 
     async def list_tags(self, repo: str, n: int | None, last: str | None) -> list[str] | None:
         """Tags in lexical order after ``last``; None when the repository does not exist."""
@@ -289,8 +308,48 @@ class MetadataStore(Protocol):
 
     async def forget_access(self, digest: Digest) -> None: ...
 
+    # node settings: small opaque values (the policy snapshot, ...)
+    async def get_setting(self, key: str) -> bytes | None: ...
+
+    async def put_setting(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key`` durably, replacing any previous value at once."""
+        ...
+
     async def blob_repos(self, digest: Digest) -> list[str]:
         """The repositories that link or reference the blob, in lexical order."""
+        ...
+
+    # pull-through tag freshness, shared by every process of the node
+    async def tag_check(self, repo: str, tag: str) -> TagCheck | None:
+        """The tag's freshness record; None before its first ``mark_tag_checked``/claim."""
+        ...
+
+    async def mark_tag_checked(self, repo: str, tag: str, when: float) -> None:
+        """Record that the tag was fetched or revalidated at ``when``: sets ``checked``
+        (never moving it back), sets ``first_pulled`` if it was unset, drops any claim."""
+        ...
+
+    async def claim_tag_check(
+        self, repo: str, tag: str, now: float, ttl: float, lease: float
+    ) -> bool:
+        """Claim the tag's next revalidation, atomically among processes: True (and
+        ``claimed_until = now + lease``) when the tag is not fresh (``checked + ttl <=
+        now``) and no other claim holds (``claimed_until <= now``); False otherwise, and
+        then nothing changes. A claim ends at ``mark_tag_checked`` or when it expires."""
+        ...
+
+    # the event outbox: payloads numbered by a sequence that never repeats, even after
+    # every entry was acknowledged and across reopening
+    async def outbox_append(self, payloads: Sequence[bytes]) -> list[int]:
+        """Append ``payloads`` in one transaction; their sequence numbers, ascending."""
+        ...
+
+    async def outbox_peek(self, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` of the oldest entries as ``(seq, payload)``, by seq."""
+        ...
+
+    async def outbox_ack(self, upto: int) -> int:
+        """Drop every entry with ``seq <= upto``; how many were dropped."""
         ...
 
     async def aclose(self) -> None: ...

@@ -14,10 +14,13 @@ Layout::
         `-- fill-<alg>-<hex>        a cache fill, flock()ed by the one process filling it
 
 Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``os.write``
-on the event loop while a sha256 hasher follows them. ``commit`` verifies the digest
-(re-reading the file in a worker thread when the expected algorithm is not sha256 or the
-in-process hasher does not cover the whole session file, e.g. after a restart), fsyncs the
-file, renames it into ``blobs/`` and fsyncs the directory; only then is the blob visible.
+while a sha256 hasher follows them: on the event loop, or for buffers of at least
+``THREAD_WRITE`` bytes (a cache fill's) in a worker thread, which also flushes them to
+disk every ``SYNC_EVERY`` bytes so that the fsync of ``commit`` has little left.
+``commit`` verifies the digest (re-reading the file in a worker thread when the expected
+algorithm is not sha256 or the in-process hasher does not cover the whole session file,
+e.g. after a restart), fsyncs the file, renames it into ``blobs/`` and fsyncs the
+directory; only then is the blob visible.
 
 Readers open the file descriptor in :meth:`FsBlobStore.open`, so a concurrent delete does
 not disturb them, and read 1 MiB chunks with ``os.pread`` on the event loop.
@@ -51,6 +54,10 @@ CHUNK_SIZE = 1024 * 1024
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 _HEX = re.compile(r"^[a-f0-9]+\Z")
 _SIZE_XATTR = "user.portmesh.size"
+#: writes this large are copied into the page cache and hashed in a worker thread
+THREAD_WRITE = 256 * 1024
+#: a writer in a worker thread fdatasyncs after this many bytes
+SYNC_EVERY = 8 * 1024 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -184,6 +191,7 @@ class FsBlobWriter:
         #: follows the bytes of [0, size), or None when it does not cover all of them
         self._sha256 = sha256
         self._committed = False
+        self._unsynced = 0
 
     @property
     def size(self) -> int:
@@ -212,13 +220,23 @@ class FsBlobWriter:
     async def write(self, data: bytes) -> None:
         fd = self._open_fd()
         await trio.lowlevel.checkpoint_if_cancelled()
+        if len(data) >= THREAD_WRITE:  # not abandoned on cancel: a write is never half done
+            await trio.to_thread.run_sync(self._write_sync, fd, data, True)
+        else:
+            self._write_sync(fd, data, False)
+        self._size += len(data)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _write_sync(self, fd: int, data: bytes, flush: bool) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        self._size += len(data)
         if self._sha256 is not None:
             self._sha256.update(data)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        self._unsynced += len(data)
+        if flush and self._unsynced >= SYNC_EVERY:
+            os.fdatasync(fd)
+            self._unsynced = 0
 
     async def commit(self, expected: Digest) -> int:
         fd = self._open_fd()

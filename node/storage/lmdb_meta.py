@@ -22,6 +22,10 @@ noted::
     repos       repo                   -> [manifest count, link count]  (either > 0)
     uploads     id                     -> [repo, created]
     atime       D                      -> last access (float)
+    settings    key                    -> opaque bytes (the policy snapshot, ...)
+    tagcheck    repo \\0 tag            -> [checked, first pulled, claimed until]  (epoch s)
+    outbox      seq (8 bytes, big-endian) -> event payload (opaque bytes)
+    settings    "outbox.next"          -> the next outbox seq (8 bytes, big-endian)
 
 Lexical pagination (tags, catalog) is a cursor range scan from ``prefix + last + \\0``.
 Reads run on the event loop (they never wait for I/O beyond the page cache); writes run
@@ -31,7 +35,7 @@ in a worker thread because their commit fsyncs. No call awaits inside a transact
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
@@ -39,7 +43,7 @@ import lmdb
 import msgpack
 import trio
 
-from node.storage.base import ManifestRecord, Referrer, UploadRecord
+from node.storage.base import ManifestRecord, Referrer, TagCheck, UploadRecord
 from portmesh.oci.digest import ALGORITHMS, Digest
 
 __all__ = ["LmdbMetadataStore"]
@@ -53,8 +57,9 @@ _ALG_NAME = {v: k for k, v in _ALG_BYTE.items()}
 _HEX = re.compile(r"^[a-f0-9]+\Z")
 _DBS = (
     "manifests", "mrefs", "tags", "tagrev", "referrers", "links", "blobrefs", "blobrepos",
-    "repos", "uploads", "atime",
+    "repos", "uploads", "atime", "settings", "tagcheck", "outbox",
 )  # fmt: skip
+_OUTBOX_NEXT = b"outbox.next"
 
 _pack = msgpack.packb
 _unpack = msgpack.unpackb
@@ -195,6 +200,7 @@ class LmdbMetadataStore:
         tag: str | None,
         blobs: Iterable[Digest],
         children: Iterable[Digest],
+        outbox: bytes | None = None,
     ) -> None:
         blob_list = list(dict.fromkeys(blobs))
         child_list = list(dict.fromkeys(children))
@@ -239,6 +245,8 @@ class LmdbMetadataStore:
                 ]
                 txn.put(_k(repo, _d(record.subject)) + dkey, _pack(entry), db=self._db["referrers"])
             self._count(txn, repo, 1, 0)
+            if outbox is not None:
+                self._outbox_put(txn, [outbox])
 
         await self._write(txn_fn)
 
@@ -290,7 +298,9 @@ class LmdbMetadataStore:
 
         return self._read(txn_fn)
 
-    async def delete_manifest(self, repo: str, digest: Digest) -> bool:
+    async def delete_manifest(
+        self, repo: str, digest: Digest, *, outbox: bytes | None = None
+    ) -> bool:
         dkey = _d(digest)
         key = _k(repo, dkey)
 
@@ -305,11 +315,13 @@ class LmdbMetadataStore:
             for tag in tags:
                 txn.delete(_k(repo, tag), db=self._db["tags"])
                 txn.delete(prefix + tag, db=self._db["tagrev"])
+            if outbox is not None:
+                self._outbox_put(txn, [outbox])
             return True
 
         return await self._write(txn_fn)
 
-    async def delete_tag(self, repo: str, tag: str) -> bool:
+    async def delete_tag(self, repo: str, tag: str, *, outbox: bytes | None = None) -> bool:
         tag_key = _k(repo, tag.encode())
 
         def txn_fn(txn: Txn) -> bool:
@@ -317,6 +329,8 @@ class LmdbMetadataStore:
             if dkey is None:
                 return False
             txn.delete(_k(repo, dkey, tag.encode()), db=self._db["tagrev"])
+            if outbox is not None:
+                self._outbox_put(txn, [outbox])
             return True
 
         return await self._write(txn_fn)
@@ -483,6 +497,15 @@ class LmdbMetadataStore:
         key = _d(digest)
         await self._write(lambda txn: txn.delete(key, db=self._db["atime"]))
 
+    async def get_setting(self, key: str) -> bytes | None:
+        await trio.lowlevel.checkpoint()
+        raw = key.encode()
+        return self._read(lambda txn: txn.get(raw, db=self._db["settings"]))
+
+    async def put_setting(self, key: str, value: bytes) -> None:
+        raw, data = key.encode(), bytes(value)
+        await self._write(lambda txn: txn.put(raw, data, db=self._db["settings"]))
+
     async def blob_repos(self, digest: Digest) -> list[str]:
         await trio.lowlevel.checkpoint()
         prefix = _d(digest) + b"\0"
@@ -492,6 +515,91 @@ class LmdbMetadataStore:
                 return [key.decode() for key in _scan(cursor, prefix, prefix, None)]
 
         return self._read(txn_fn)
+
+    def _tag_check(self, txn: Txn, key: bytes) -> TagCheck | None:
+        raw = txn.get(key, db=self._db["tagcheck"])
+        if raw is None:
+            return None
+        checked, first, claimed = _unpack(raw)
+        return TagCheck(checked, first, claimed)
+
+    async def tag_check(self, repo: str, tag: str) -> TagCheck | None:
+        await trio.lowlevel.checkpoint()
+        key = _k(repo, tag.encode())
+        return self._read(lambda txn: self._tag_check(txn, key))
+
+    async def mark_tag_checked(self, repo: str, tag: str, when: float) -> None:
+        key = _k(repo, tag.encode())
+
+        def txn_fn(txn: Txn) -> None:
+            old = self._tag_check(txn, key)
+            checked = when if old is None else max(old.checked, when)
+            first = old.first_pulled if old is not None and old.first_pulled else when
+            txn.put(key, _pack([float(checked), float(first), 0.0]), db=self._db["tagcheck"])
+
+        await self._write(txn_fn)
+
+    async def claim_tag_check(
+        self, repo: str, tag: str, now: float, ttl: float, lease: float
+    ) -> bool:
+        key = _k(repo, tag.encode())
+
+        def txn_fn(txn: Txn) -> bool:
+            old = self._tag_check(txn, key) or TagCheck(0.0, 0.0)
+            if old.checked + ttl > now or old.claimed_until > now:
+                return False
+            value = [float(old.checked), float(old.first_pulled), float(now + lease)]
+            txn.put(key, _pack(value), db=self._db["tagcheck"])
+            return True
+
+        return await self._write(txn_fn)
+
+    # ------------------------------------------------------------------ event outbox
+
+    def _outbox_put(self, txn: Txn, payloads: Sequence[bytes]) -> list[int]:
+        raw = txn.get(_OUTBOX_NEXT, db=self._db["settings"])
+        seq = 1 if raw is None else int.from_bytes(raw, "big")
+        seqs = []
+        for payload in payloads:
+            txn.put(seq.to_bytes(8, "big"), bytes(payload), db=self._db["outbox"])
+            seqs.append(seq)
+            seq += 1
+        txn.put(_OUTBOX_NEXT, seq.to_bytes(8, "big"), db=self._db["settings"])
+        return seqs
+
+    async def outbox_append(self, payloads: Sequence[bytes]) -> list[int]:
+        items = list(payloads)
+        if not items:
+            await trio.lowlevel.checkpoint()
+            return []
+        return await self._write(lambda txn: self._outbox_put(txn, items))
+
+    async def outbox_peek(self, limit: int) -> list[tuple[int, bytes]]:
+        await trio.lowlevel.checkpoint()
+
+        def txn_fn(txn: Txn) -> list[tuple[int, bytes]]:
+            out: list[tuple[int, bytes]] = []
+            if limit <= 0:
+                return out
+            with txn.cursor(db=self._db["outbox"]) as cursor:
+                for key, value in cursor.iternext():
+                    out.append((int.from_bytes(key, "big"), bytes(value)))
+                    if len(out) >= limit:
+                        break
+            return out
+
+        return self._read(txn_fn)
+
+    async def outbox_ack(self, upto: int) -> int:
+        def txn_fn(txn: Txn) -> int:
+            dropped = 0
+            with txn.cursor(db=self._db["outbox"]) as cursor:
+                while cursor.first() and int.from_bytes(cursor.key(), "big") <= upto:
+                    cursor.delete()
+                    dropped += 1
+            return dropped
+
+        return await self._write(txn_fn)
 
     async def aclose(self) -> None:
         """Close the environment. Idempotent."""

@@ -8,7 +8,7 @@ does its work without awaiting in the middle, so each call is atomic for trio ta
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -20,6 +20,7 @@ from node.storage.base import (
     ManifestRecord,
     Referrer,
     StorageError,
+    TagCheck,
     UploadRecord,
 )
 from portmesh.oci.digest import Digest
@@ -221,8 +222,12 @@ class MemoryMetadataStore:
         self._repos: dict[str, _Repo] = {}
         #: (repo, blob) -> size, remembered for blobs referenced by manifests
         self._ref_sizes: dict[tuple[str, Digest], int] = {}
+        self._tag_checks: dict[tuple[str, str], TagCheck] = {}
         self._uploads: dict[str, UploadRecord] = {}
         self._atime: dict[Digest, float] = {}
+        self._settings: dict[str, bytes] = {}
+        self._outbox: dict[int, bytes] = {}
+        self._outbox_next = 1
 
     def _repo(self, repo: str) -> _Repo:
         return self._repos.setdefault(repo, _Repo())
@@ -253,9 +258,12 @@ class MemoryMetadataStore:
         tag: str | None,
         blobs: Iterable[Digest],
         children: Iterable[Digest],
+        outbox: bytes | None = None,
     ) -> None:
         await trio.lowlevel.checkpoint()
         blob_list, child_list = tuple(blobs), tuple(children)
+        if outbox is not None:
+            self._outbox_put([outbox])
         state = self._repo(repo)
         if record.digest in state.manifests:
             self._unindex(repo, state, record.digest)
@@ -296,21 +304,51 @@ class MemoryMetadataStore:
         out.extend(m for m in manifests if m not in state.manifests)
         return list(dict.fromkeys(out))
 
-    async def delete_manifest(self, repo: str, digest: Digest) -> bool:
+    async def delete_manifest(
+        self, repo: str, digest: Digest, *, outbox: bytes | None = None
+    ) -> bool:
         await trio.lowlevel.checkpoint()
         state = self._repos.get(repo)
         if state is None or digest not in state.manifests:
             return False
+        if outbox is not None:
+            self._outbox_put([outbox])
         self._unindex(repo, state, digest)
         for tag in [t for t, d in state.tags.items() if d == digest]:
             del state.tags[tag]
         self._prune(repo)
         return True
 
-    async def delete_tag(self, repo: str, tag: str) -> bool:
+    async def delete_tag(self, repo: str, tag: str, *, outbox: bytes | None = None) -> bool:
         await trio.lowlevel.checkpoint()
         state = self._repos.get(repo)
-        return state is not None and state.tags.pop(tag, None) is not None
+        found = state is not None and state.tags.pop(tag, None) is not None
+        if found and outbox is not None:
+            self._outbox_put([outbox])
+        return found
+
+    def _outbox_put(self, payloads: Sequence[bytes]) -> list[int]:
+        seqs = []
+        for payload in payloads:
+            self._outbox[self._outbox_next] = bytes(payload)
+            seqs.append(self._outbox_next)
+            self._outbox_next += 1
+        return seqs
+
+    async def outbox_append(self, payloads: Sequence[bytes]) -> list[int]:
+        await trio.lowlevel.checkpoint()
+        return self._outbox_put(payloads)
+
+    async def outbox_peek(self, limit: int) -> list[tuple[int, bytes]]:
+        await trio.lowlevel.checkpoint()
+        return sorted(self._outbox.items())[: max(limit, 0)]
+
+    async def outbox_ack(self, upto: int) -> int:
+        await trio.lowlevel.checkpoint()
+        gone = [seq for seq in self._outbox if seq <= upto]
+        for seq in gone:
+            del self._outbox[seq]
+        return len(gone)
 
     async def list_tags(self, repo: str, n: int | None, last: str | None) -> list[str] | None:
         await trio.lowlevel.checkpoint()
@@ -385,6 +423,14 @@ class MemoryMetadataStore:
         await trio.lowlevel.checkpoint()
         self._atime.pop(digest, None)
 
+    async def get_setting(self, key: str) -> bytes | None:
+        await trio.lowlevel.checkpoint()
+        return self._settings.get(key)
+
+    async def put_setting(self, key: str, value: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        self._settings[key] = bytes(value)
+
     async def blob_repos(self, digest: Digest) -> list[str]:
         await trio.lowlevel.checkpoint()
         return sorted(
@@ -392,6 +438,27 @@ class MemoryMetadataStore:
             for name, repo in self._repos.items()
             if digest in repo.links or digest in repo.referenced_blobs()
         )
+
+    async def tag_check(self, repo: str, tag: str) -> TagCheck | None:
+        await trio.lowlevel.checkpoint()
+        return self._tag_checks.get((repo, tag))
+
+    async def mark_tag_checked(self, repo: str, tag: str, when: float) -> None:
+        await trio.lowlevel.checkpoint()
+        old = self._tag_checks.get((repo, tag))
+        checked = when if old is None else max(old.checked, when)
+        first = old.first_pulled if old is not None and old.first_pulled else when
+        self._tag_checks[(repo, tag)] = TagCheck(checked, first)
+
+    async def claim_tag_check(
+        self, repo: str, tag: str, now: float, ttl: float, lease: float
+    ) -> bool:
+        await trio.lowlevel.checkpoint()
+        old = self._tag_checks.get((repo, tag)) or TagCheck(0.0, 0.0)
+        if old.checked + ttl > now or old.claimed_until > now:
+            return False
+        self._tag_checks[(repo, tag)] = TagCheck(old.checked, old.first_pulled, now + lease)
+        return True
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.storage.base import ManifestRecord, MetadataStore, Referrer, UploadRecord
+from node.storage.base import (
+    ManifestRecord,
+    MetadataStore,
+    Referrer,
+    TagCheck,
+    UploadRecord,
+)
 from node.storage.lmdb_meta import LmdbMetadataStore
 from node.storage.memory import MemoryMetadataStore
 from portmesh.oci.digest import Digest
@@ -385,3 +391,53 @@ async def test_readers_never_see_half_a_put_or_delete(meta: MetadataStore) -> No
         nursery.start_soon(writer)
     assert seen, "the reader saw no manifest"
     assert await meta.get_manifest("r", "latest") == records[-1]
+
+
+async def test_settings_are_opaque_bytes_replaced_whole(meta: MetadataStore) -> None:
+    assert await meta.get_setting("policy") is None
+    await meta.put_setting("policy", b"\x01\x00first")
+    await meta.put_setting("other", b"")
+    await meta.put_setting("policy", b"\x01\x00second")
+    assert await meta.get_setting("policy") == b"\x01\x00second"
+    assert await meta.get_setting("other") == b""
+    assert await meta.list_repos(None, None) == []  # settings are not repositories
+
+
+async def test_tag_checks_record_freshness_and_keep_the_first_pull(meta: MetadataStore) -> None:
+    assert await meta.tag_check("hub/app", "v1") is None
+    await meta.mark_tag_checked("hub/app", "v1", 1000.0)
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1000.0, 1000.0, 0.0)
+    await meta.mark_tag_checked("hub/app", "v1", 1070.5)
+    await meta.mark_tag_checked("hub/app", "v1", 1050.0)  # a late writer never moves it back
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1070.5, 1000.0, 0.0)
+    assert await meta.tag_check("hub/app", "v2") is None
+    assert await meta.tag_check("hub/other", "v1") is None
+    assert await meta.list_repos(None, None) == []  # freshness records are not repositories
+
+
+async def test_one_claim_per_expired_tag_until_marked_or_expired(meta: MetadataStore) -> None:
+    await meta.mark_tag_checked("hub/app", "v1", 1000.0)
+    assert not await meta.claim_tag_check("hub/app", "v1", 1059.0, 60.0, 5.0), "still fresh"
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1000.0, 1000.0, 0.0)
+    wins: list[bool] = []
+
+    async def claim() -> None:
+        wins.append(await meta.claim_tag_check("hub/app", "v1", 1061.0, 60.0, 5.0))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(claim)
+    assert sorted(wins) == [False] * 7 + [True]
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1000.0, 1000.0, 1066.0)
+    assert not await meta.claim_tag_check("hub/app", "v1", 1065.0, 60.0, 5.0), "claim holds"
+    assert await meta.claim_tag_check("hub/app", "v1", 1066.0, 60.0, 5.0), "claim expired"
+    await meta.mark_tag_checked("hub/app", "v1", 1067.0)
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1067.0, 1000.0, 0.0)
+    assert not await meta.claim_tag_check("hub/app", "v1", 1068.0, 60.0, 5.0), "fresh again"
+
+
+async def test_a_tag_never_checked_can_be_claimed(meta: MetadataStore) -> None:
+    assert await meta.claim_tag_check("hub/app", "v1", 500.0, 60.0, 5.0)
+    assert not await meta.claim_tag_check("hub/app", "v1", 501.0, 60.0, 5.0)
+    await meta.mark_tag_checked("hub/app", "v1", 502.0)
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(502.0, 502.0, 0.0)
