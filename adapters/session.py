@@ -21,6 +21,12 @@ still refuses them they are dropped and the request is retried once with fresh o
 form (``POST realm`` with ``grant_type=refresh_token``, ``service``, ``scope`` and the
 credential's password as ``refresh_token``), as Azure Container Registry expects.
 
+With ``"basic"`` and credentials, the first token request asks for an offline token
+(``offline_token=true&client_id=portmesh``); when the token service answers with a
+``refresh_token``, later tokens for that realm and service are asked for with it (the OAuth2
+``POST`` form) instead of sending the password again. A refused refresh token is dropped
+and the password used once more.
+
 The HTTP client is the caller's (pooling, TLS, closing); timeouts are the caller's
 ``httpx.Timeout``. Credentials never appear in ``repr`` or in error messages.
 """
@@ -62,6 +68,8 @@ __all__ = ["TOKEN_GRANTS", "RateLimit", "RegistrySession"]
 #: the ways of asking a token service for a token (see the module docstring)
 TOKEN_GRANTS = ("basic", "refresh_token")
 _LOGIN = "login"
+#: the ``client_id`` Portmesh names itself with to token services
+CLIENT_ID = "portmesh"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,8 @@ class RegistrySession:
         self._http = http
         self._timeout = timeout
         self._challenge: Challenge | None = None
+        # (realm, service) -> refresh token from an offline-token answer; never shown
+        self._refresh: dict[tuple[str, str | None], str] = {}
 
     def __repr__(self) -> str:
         shown = "<provider>" if self.provider is not None else repr(self.credentials)
@@ -264,13 +274,25 @@ class RegistrySession:
         params = {"scope": key.scope}
         if key.service:
             params["service"] = key.service
-        headers: dict[str, str] = {}
+        origin = (key.realm, key.service)
+        refresh = self._refresh.get(origin) if credentials is not None else None
         if self.token_grant == "refresh_token" and credentials is not None:
-            form = {**params, "grant_type": "refresh_token", "refresh_token": credentials.password}
-            response = await self.exchange("POST", key.realm, what, headers=headers, data=form)
-        else:
+            refresh = credentials.password
+        if refresh is not None:
+            form = {**params, "grant_type": "refresh_token", "refresh_token": refresh}
+            if self.token_grant == "basic":
+                form["client_id"] = CLIENT_ID
+            response = await self.exchange("POST", key.realm, what, headers={}, data=form)
+            if response.status_code in (400, 401, 403) and self.token_grant == "basic":
+                # The refresh token is no longer good: log in with the password again.
+                await self.read_error(response)
+                self._refresh.pop(origin, None)
+                refresh = None
+        if refresh is None:
+            headers: dict[str, str] = {}
             if credentials is not None:
                 headers["Authorization"] = credentials.basic_header()
+                params.update(offline_token="true", client_id=CLIENT_ID)
             response = await self.exchange("GET", key.realm, what, headers=headers, params=params)
         try:
             if response.status_code != 200:
@@ -285,6 +307,10 @@ class RegistrySession:
         value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(value, str) or not value:
             raise ProtocolError(f"{what}: answer has no token", status=200)
+        offline = doc.get("refresh_token")
+        static = self.provider is None and credentials is not None
+        if self.token_grant == "basic" and static and isinstance(offline, str):
+            self._refresh[origin] = offline
         expires_in = doc.get("expires_in")
         if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
             expires_in = _jwt_lifetime(value)

@@ -197,3 +197,57 @@ def test_modules_export_what_they_list() -> None:
         assert all(hasattr(module, item) for item in module.__all__), name
         assert module.TYPE in {"ecr", "gcr", "acr", "swr", "alibaba-acr"}
         assert Capability.PULL in module.CAPABILITIES
+
+
+async def test_offline_token_replaces_the_password_until_it_is_refused() -> None:
+    fake = FakeRegistry(auth="bearer", anonymous_tokens=False)
+    fake.add_manifest("team/app", "v1", manifest_body())
+    clock = FakeClock()
+    seen: list[tuple[str, str | None, dict[str, str]]] = []
+    refresh_ok = True
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host != "auth.test":
+            return await fake.handle(request)
+        if request.method == "GET":
+            fields = dict(request.url.params)
+        else:
+            fields = dict(httpx.QueryParams(request.content.decode()))
+        seen.append((request.method, request.headers.get("authorization"), fields))
+        if request.method == "POST" and not refresh_ok:
+            return httpx.Response(401, json={"details": "refresh token expired"})
+        token = f"tok-{len(seen)}"
+        fake.issued[token] = fields["scope"]
+        answer = {"token": token, "expires_in": 300}
+        if request.method == "GET":
+            answer["refresh_token"] = "offline-1"
+        return httpx.Response(200, json=answer)
+
+    client = OCIClient(
+        REGISTRY,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+        credentials=Credentials("ci", "s3cret"),
+        clock=clock,
+    )
+    await client.resolve("team/app", "v1")
+    method, authorization, fields = seen[0]
+    assert method == "GET" and authorization == Credentials("ci", "s3cret").basic_header()
+    assert fields["offline_token"] == "true" and fields["client_id"] == "portmesh"
+
+    clock.now += 400  # the token expired: the refresh token gets the next one
+    await client.resolve("team/app", "v1")
+    method, authorization, fields = seen[1]
+    assert method == "POST" and authorization is None
+    assert fields == {
+        "grant_type": "refresh_token",
+        "refresh_token": "offline-1",
+        "client_id": "portmesh",
+        "service": "registry.test",
+        "scope": "repository:team/app:pull",
+    }
+    assert "offline-1" not in repr(client.session)
+
+    refresh_ok = False
+    clock.now += 400  # a refused refresh token: the password once more, then on as before
+    await client.resolve("team/app", "v1")
+    assert [(m, a is not None) for m, a, _ in seen[2:]] == [("POST", False), ("GET", True)]
