@@ -8,7 +8,7 @@ DEBIAN_PACKAGES=(docker-registry skopeo podman runc wrk nginx)
 
 install_debian_packages() {
     local missing=() pkg
-    for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    for pkg in "$@"; do
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
             missing+=("$pkg")
         fi
@@ -30,8 +30,29 @@ install_debian_packages() {
     return "$rc"
 }
 
+# The coordinator's tests run on SQLite and on PostgreSQL at 127.0.0.1:5432 (user postgres,
+# trust auth on loopback). Machines that have no PostgreSQL running get Debian's.
+postgres_listening() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+
+ensure_postgres() {
+    postgres_listening && return 0
+    if ! dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed"; then
+        install_debian_packages postgresql || return 1
+    fi
+    local version hba
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    hba="/etc/postgresql/$version/main/pg_hba.conf"
+    if ! grep -q "portmesh tests" "$hba"; then
+        sed -i '1i host all postgres 127.0.0.1/32 trust  # portmesh tests' "$hba"
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || return 1
+    for _ in $(seq 30); do postgres_listening && return 0; sleep 1; done
+    return 1
+}
+
 if [ "$(id -u)" -eq 0 ]; then
-    install_debian_packages || { echo "test.sh: apt-get install failed" >&2; exit 1; }
+    install_debian_packages "${DEBIAN_PACKAGES[@]}" || { echo "test.sh: apt-get install failed" >&2; exit 1; }
+    ensure_postgres || { echo "test.sh: PostgreSQL could not be started" >&2; exit 1; }
 fi
 
 if [ ! -x .venv/bin/python ]; then
