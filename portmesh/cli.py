@@ -212,13 +212,14 @@ def run_node(config: NodeConfig, argv: list[str], listen_fd: int | None = None) 
     sockets = None
     if listen_fd is not None:
         sockets = Sockets([], [socket.socket(fileno=listen_fd)], [])
+    from node.auth.sealing import SealError
     from node.sync.identity import JoinError
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
             trio.run(_serve_until_signal, config, sockets)
     except BaseException as exc:
-        found = up.find_error(exc, (JoinError,))
+        found = up.find_error(exc, (JoinError, SealError))
         if found is None:
             raise
         print(f"portmesh: {found}", file=sys.stderr)

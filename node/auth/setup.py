@@ -13,6 +13,7 @@ from node.auth.holder import PolicyHolder
 from node.auth.middleware import AuthMiddleware
 from node.auth.nodekey import load_node_key
 from node.auth.robots import RobotVerifier
+from node.auth.sealing import SnapshotSeal
 from node.auth.token_service import TokenService
 from node.config import AuthConfig
 from node.storage.base import MetadataStore
@@ -40,12 +41,15 @@ async def open_auth(
     config: AuthConfig, meta: MetadataStore, data: Path
 ) -> AsyncIterator[Auth | None]:
     """The node's auth (None when ``config`` turns it off): its key under ``data/auth``,
-    the policy from ``meta`` or ``config.policy_file``, and an HTTP client for the
-    coordinator, closed on exit. Raises PolicyError when there is no usable policy."""
+    the policy from ``meta`` (sealed there with ``data/auth/secrets.key``) or
+    ``config.policy_file``, and an HTTP client for the coordinator, closed on exit.
+    Raises PolicyError when there is no usable policy, SealError when the stored one does
+    not open with the key file."""
     if not config.enabled:
         yield None
         return
     key = load_node_key(data / "auth")
+    seal = SnapshotSeal.load(data / "auth")
     local = KeySet()
     local.add(key.kid, key.key.verify_key)
     initial = load_policy_file(Path(config.policy_file)) if config.policy_file else None
@@ -53,7 +57,7 @@ async def open_auth(
         # Until the first snapshot arrives, logins go to the coordinator and nothing
         # but its tokens (and the node's own) verify.
         initial = Policy(version=0, issued_at=0.0, service=ServiceInfo("", config.service))
-    holder = await PolicyHolder.open(meta, local, initial)
+    holder = await PolicyHolder.open(meta, local, initial, seal=seal)
     audience: Callable[[], str] = (
         (lambda: config.service)
         if config.service

@@ -1,7 +1,8 @@
 """Pull-through with each registry adapter, end to end: a node configured with an
 ``[[upstream]]`` of that ``type`` in front of the provider's protocol (the provider fronts
 of ``tests/adapters/fronts`` before a real docker-registry), and skopeo pulling through
-the node's proxy project."""
+the node's proxy project: the whole multi-arch index with skopeo, podman pull, and the tag
+served stale once the front is gone (see ``adapter_scenario``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ from typing import Any
 
 import pytest
 
-from support.clients import skopeo_copy
-from support.images import layout_tag_digest
-from support.servers import run_node
+from integration.adapter_scenario import pull_through_scenario
 
 # the provider fronts live with the adapter tests (tests/adapters is not a package)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters"))
@@ -27,7 +26,6 @@ from fronts.dockerhub import HubFront
 from fronts.ghcr import GHCRFront
 from fronts.gitlab import GitLabFront
 from fronts.harbor import HarborFront
-from fronts.harness import stage
 from fronts.quay import QuayFront
 
 pytestmark = pytest.mark.integration
@@ -101,6 +99,7 @@ def node_config(path: Path, case: Case, url: str) -> Path:
         'project = "p"',
         f"username = {json.dumps(case.username)}",
         f"password = {json.dumps(case.password)}",
+        "tag_ttl = 0.0",
         "[upstream.options]",
         *[f"{key} = {json.dumps(value)}" for key, value in case.options.items()],
     ]
@@ -109,15 +108,19 @@ def node_config(path: Path, case: Case, url: str) -> Path:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.kind for case in CASES])
-async def test_skopeo_pulls_through_the_adapter(case: Case, skopeo: str, tmp_path: Path) -> None:
+async def test_pull_through_the_adapter(
+    case: Case, skopeo: str, podman: str, tmp_path: Path
+) -> None:
     users = {case.username or "token": case.password}
-    async with stage(tmp_path, lambda clock: case.front(users, clock)) as st:
-        pushed = await st.push(case.pushed_as, "v1", 300_000)
-        config = node_config(tmp_path / "node.toml", case, st.front.url)
-        async with run_node(tmp_path / "node", "--config", str(config)) as node:
-            out = tmp_path / "out"
-            source = f"docker://{node.address}/p/{case.pulled_as}:v1"
-            await skopeo_copy(skopeo, source, f"oci:{out}:v1")
-            assert layout_tag_digest(out, "v1") == pushed.manifest_digest
-        assert st.provider.logins, "the node logged in through the provider's token flow"
-        assert set(st.provider.logins) == {case.username or "token"}
+    provider = case.front(users, Clock())
+    await pull_through_scenario(
+        tmp_path,
+        skopeo,
+        podman,
+        provider,
+        case.pushed_as,
+        f"p/{case.pulled_as}",
+        lambda url: node_config(tmp_path / "node.toml", case, url),
+    )
+    assert provider.logins, "the node logged in through the provider's token flow"
+    assert set(provider.logins) == {case.username or "token"}

@@ -1,7 +1,8 @@
 """Pull-through a real node from each cloud registry adapter: ``portmesh node --config``
 with an ``[[upstream]]`` of that ``type``, the provider's login protocol served by the auth
 front before docker-registry (moto for the ECR API), and ``skopeo copy`` pulling the image
-through the node byte for byte."""
+through the node: the whole multi-arch index with skopeo, podman pull, and the tag served
+stale once the front is gone (see ``adapter_scenario``). One case table, one scenario."""
 
 from __future__ import annotations
 
@@ -9,17 +10,14 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
-from integration.test_proxy import push
+from integration.adapter_scenario import pull_through_scenario
 from support.authfront import AuthFront, Provider
-from support.clients import skopeo_copy
-from support.images import layout_tag_digest, write_image
-from support.servers import run_docker_registry, run_node
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters"))
 from fronts import acr, alibaba, ecr, gcr, swr
@@ -43,6 +41,7 @@ def write_config(path: Path, kind: str, url: str, upstream: dict[str, Any]) -> P
     options = upstream.pop("options", {})
     lines = ["[[upstream]]", 'name = "cloud"', f"type = {_toml(kind)}", f"url = {_toml(url)}"]
     lines.append(f"project = {_toml(PROJECT)}")
+    lines.append("tag_ttl = 0.0")
     lines += [f"{key} = {_toml(value)}" for key, value in upstream.items()]
     lines.append("[upstream.options]")
     lines += [f"{key} = {_toml(value)}" for key, value in options.items()]
@@ -54,91 +53,112 @@ def write_config(path: Path, kind: str, url: str, upstream: dict[str, Any]) -> P
 FRONT = "<the auth front's URL>"
 
 
-def login(username: str, password: str, **options: str) -> Callable[[str], dict[str, Any]]:
+Settings = Callable[[str, Any], dict[str, Any]]
+
+
+def login(username: str, password: str, **options: str) -> Settings:
     """An upstream's settings: credentials and ``options`` (``FRONT`` values filled in)."""
 
-    def settings(url: str) -> dict[str, Any]:
+    def settings(url: str, provider: Any) -> dict[str, Any]:
         filled = {key: url if value == FRONT else value for key, value in options.items()}
         return {"username": username, "password": password, "options": filled}
 
     return settings
 
 
-async def pull_through(
-    tmp_path: Path,
-    skopeo: str,
-    provider: Provider,
-    kind: str,
-    upstream: Callable[[str], dict[str, Any]],
-    repo: str = "team/app",
-) -> AuthFront:
-    """Push ``repo:v1`` to docker-registry, put ``provider`` before it, pull it through a
-    node whose upstream is ``upstream(front_url)`` (the settings of its table)."""
-    image = write_image(tmp_path / "src", "v1", layer_sizes=(300_000,))
-    async with (
-        run_docker_registry(tmp_path / "registry") as registry,
-        trio.open_nursery() as nursery,
-    ):
-        await push(skopeo, image.layout, "v1", registry, repo)
-        front = AuthFront(registry.url, provider)
-        await nursery.start(front.serve)
-        config = write_config(tmp_path / "node.toml", kind, front.url, upstream(front.url))
-        async with run_node(tmp_path / "node", "--config", str(config)) as node:
-            out = tmp_path / "out"
-            await skopeo_copy(
-                skopeo, f"docker://{node.address}/{PROJECT}/{repo}:v1", f"oci:{out}:v1"
-            )
-            assert layout_tag_digest(out, "v1") == image.manifest_digest
-        nursery.cancel_scope.cancel()
-    return front
+def gcr_settings(url: str, provider: gcr.GCR) -> dict[str, Any]:
+    """A service account key whose token URI is the front's; the provider trusts it."""
+    key, private = gcr.service_account_key(url + "/token")
+    provider.use_key(key, private)
+    return {"password": json.dumps(key), "options": {"auth": "access_token"}}
 
 
-async def test_ecr(tmp_path: Path, skopeo: str, moto: str) -> None:
-    provider = ecr.ECR(moto, time.monotonic)
-    settings = login(ecr.ACCESS_KEY, ecr.SECRET_KEY, region=ecr.REGION, endpoint=FRONT)
-    front = await pull_through(tmp_path, skopeo, provider, "ecr", settings)
+def check_ecr(provider: ecr.ECR, front: AuthFront) -> None:
     assert provider.targets == ["GetAuthorizationToken"]
     assert front.hits["/"] == 1
 
 
-async def test_gcr_access_token(tmp_path: Path, skopeo: str) -> None:
-    provider = gcr.GCR(time.monotonic)
-
-    def settings(url: str) -> dict[str, Any]:
-        key, private = gcr.service_account_key(url + "/token")
-        provider.use_key(key, private)
-        return {"password": json.dumps(key), "options": {"auth": "access_token"}}
-
-    front = await pull_through(tmp_path, skopeo, provider, "gcr", settings)
+def check_gcr(provider: gcr.GCR, front: AuthFront) -> None:
     assert front.hits["/token"] == 1 and front.hits["/v2/token"] >= 1
 
 
-async def test_acr_aad_client(tmp_path: Path, skopeo: str) -> None:
-    provider = acr.ACR(time.monotonic)
-    settings = login(
-        acr.CLIENT_ID, acr.CLIENT_SECRET, auth="aad_client", tenant=acr.TENANT, aad_endpoint=FRONT
-    )
-    front = await pull_through(tmp_path, skopeo, provider, "acr", settings)
+def check_acr(provider: acr.ACR, front: AuthFront) -> None:
     assert front.hits[f"/{acr.TENANT}/oauth2/v2.0/token"] == 1
     assert front.hits["/oauth2/exchange"] == 1
 
 
-async def test_swr(tmp_path: Path, skopeo: str) -> None:
-    provider = swr.SWR(time.monotonic)
-    await pull_through(tmp_path, skopeo, provider, "swr", login(swr.AK, swr.SK, region=swr.REGION))
+def check_swr(provider: swr.SWR, front: AuthFront) -> None:
     assert provider.logins and set(provider.logins) == {f"{swr.REGION}@{swr.AK}"}
 
 
-async def test_alibaba_access_key(tmp_path: Path, skopeo: str) -> None:
-    provider = alibaba.Alibaba(time.monotonic)
-    settings = login(
-        alibaba.AK,
-        alibaba.SK,
-        auth="access_key",
-        instance_id=alibaba.INSTANCE,
-        region=alibaba.REGION,
-        endpoint=FRONT,
-    )
-    front = await pull_through(tmp_path, skopeo, provider, "alibaba-acr", settings)
+def check_alibaba(provider: alibaba.Alibaba, front: AuthFront) -> None:
     assert front.hits["/"] == 1
     assert set(provider.logins) == {alibaba.TEMP_USER}
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    provider: Callable[[str], Provider]  #: built from the moto URL (ECR) or ignoring it
+    settings: Settings  #: the upstream table's settings, given the front's URL
+    check: Callable[[Any, AuthFront], None]  #: what the provider saw of the node's logins
+    needs_moto: bool = False
+
+
+CASES = [
+    Case(
+        "ecr",
+        lambda moto_url: ecr.ECR(moto_url, time.monotonic),
+        login(ecr.ACCESS_KEY, ecr.SECRET_KEY, region=ecr.REGION, endpoint=FRONT),
+        check_ecr,
+        needs_moto=True,
+    ),
+    Case("gcr", lambda _: gcr.GCR(time.monotonic), gcr_settings, check_gcr),
+    Case(
+        "acr",
+        lambda _: acr.ACR(time.monotonic),
+        login(
+            acr.CLIENT_ID,
+            acr.CLIENT_SECRET,
+            auth="aad_client",
+            tenant=acr.TENANT,
+            aad_endpoint=FRONT,
+        ),
+        check_acr,
+    ),
+    Case(
+        "swr",
+        lambda _: swr.SWR(time.monotonic),
+        login(swr.AK, swr.SK, region=swr.REGION),
+        check_swr,
+    ),
+    Case(
+        "alibaba-acr",
+        lambda _: alibaba.Alibaba(time.monotonic),
+        login(
+            alibaba.AK,
+            alibaba.SK,
+            auth="access_key",
+            instance_id=alibaba.INSTANCE,
+            region=alibaba.REGION,
+            endpoint=FRONT,
+        ),
+        check_alibaba,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.kind for case in CASES])
+async def test_pull_through_the_cloud_adapter(
+    case: Case, request: pytest.FixtureRequest, skopeo: str, podman: str, tmp_path: Path
+) -> None:
+    moto_url: str = request.getfixturevalue("moto") if case.needs_moto else ""
+    provider = case.provider(moto_url)
+
+    def config(url: str) -> Path:
+        return write_config(tmp_path / "node.toml", case.kind, url, case.settings(url, provider))
+
+    front = await pull_through_scenario(
+        tmp_path, skopeo, podman, provider, "team/app", f"{PROJECT}/team/app", config
+    )
+    case.check(provider, front)

@@ -1,18 +1,22 @@
-"""The policy holder keeps the last snapshot in LMDB; the node key survives restarts."""
+"""The policy holder keeps the last snapshot in LMDB, sealed with the node's key file;
+the node key survives restarts."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import pytest
+import trio
 from auth_fixtures import make_policy
 
 from node.auth.holder import POLICY_KEY, PolicyHolder
 from node.auth.nodekey import load_node_key
+from node.auth.sealing import KEY_FILE, SealError, SnapshotSeal
 from node.storage.lmdb_meta import LmdbMetadataStore
-from portmesh.policy import PolicyError
+from portmesh.policy import Policy, PolicyError
 from portmesh.tokens import KeySet, SigningKey
 
 MAP = 64 * 1024 * 1024
@@ -123,9 +127,142 @@ def test_auth_modules_export_what_they_list() -> None:
         "nodekey",
         "robots",
         "scopes",
+        "sealing",
         "setup",
         "token_service",
     ):
         module = importlib.import_module(f"node.auth.{name}")
         for exported in module.__all__:
             assert hasattr(module, exported), (name, exported)
+
+
+PASSWORD = "upstream-pass-7f3c91d2e8"
+
+
+def with_upstream(coordinator: SigningKey, version: int, password: str = PASSWORD) -> Policy:
+    upstream = {
+        "name": "parent",
+        "type": "portmesh",
+        "url": "http://127.0.0.1:5999",
+        "project": "mirror",
+        "username": "robot$team+pull",
+        "password": password,
+    }
+    return make_policy(coordinator, version=version, upstreams=(upstream,))
+
+
+def files_containing(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+async def test_stored_snapshot_is_sealed_and_opens_after_a_restart(tmp_path: Path) -> None:
+    coordinator = SigningKey.generate("c1")
+    seal = SnapshotSeal.load(tmp_path / "auth")
+    meta = LmdbMetadataStore.open(tmp_path / "meta", MAP)
+    try:
+        holder = await PolicyHolder.open(meta, KeySet(), with_upstream(coordinator, 1), seal=seal)
+        second = with_upstream(coordinator, 2, PASSWORD + "-v2")
+        assert await holder.replace(second)
+        raw = await meta.get_setting(POLICY_KEY)
+        assert raw is not None and raw.startswith(b"pm1:")
+        with pytest.raises(PolicyError):
+            Policy.from_bytes(raw)
+    finally:
+        await meta.aclose()
+    # neither the secrets nor the (compressed) snapshot frames are anywhere on disk
+    assert files_containing(tmp_path, PASSWORD.encode()) == []
+    assert files_containing(tmp_path, b"robot$team+pull") == []
+    assert files_containing(tmp_path, second.to_bytes()) == []
+    assert files_containing(tmp_path, with_upstream(coordinator, 1).to_bytes()) == []
+    assert os.stat(tmp_path / "auth" / KEY_FILE).st_mode & 0o777 == 0o600
+    meta = LmdbMetadataStore.open(tmp_path / "meta", MAP)
+    try:
+        again = await PolicyHolder.open(meta, KeySet(), seal=SnapshotSeal.load(tmp_path / "auth"))
+        assert again.current.policy.version == 2
+        assert again.current.policy.upstreams[0]["password"] == PASSWORD + "-v2"
+    finally:
+        await meta.aclose()
+
+
+async def test_an_unsealed_snapshot_of_an_older_node_is_read_and_sealed(tmp_path: Path) -> None:
+    coordinator = SigningKey.generate("c1")
+    meta = LmdbMetadataStore.open(tmp_path / "meta", MAP)
+    try:
+        await meta.put_setting(POLICY_KEY, with_upstream(coordinator, 3).to_bytes())
+        seal = SnapshotSeal.load(tmp_path / "auth")
+        holder = await PolicyHolder.open(meta, KeySet(), with_upstream(coordinator, 1), seal=seal)
+        assert holder.current.policy.version == 3  # the stored one, newer than the file
+        assert holder.current.policy.upstreams[0]["password"] == PASSWORD
+        raw = await meta.get_setting(POLICY_KEY)
+        assert raw is not None and SnapshotSeal.is_sealed(raw)
+        assert Policy.from_bytes(seal.open(raw)) == holder.current.policy
+    finally:
+        await meta.aclose()
+
+
+async def test_a_wrong_key_file_refuses_to_open_and_names_the_file(tmp_path: Path) -> None:
+    coordinator = SigningKey.generate("c1")
+    key_file = tmp_path / "auth" / KEY_FILE
+    meta = LmdbMetadataStore.open(tmp_path / "meta", MAP)
+    try:
+        seal = SnapshotSeal.load(tmp_path / "auth")
+        await PolicyHolder.open(meta, KeySet(), with_upstream(coordinator, 1), seal=seal)
+        key_file.unlink()
+        other = SnapshotSeal.load(tmp_path / "auth")  # a new key, not the sealing one
+        with pytest.raises(SealError, match=str(key_file)):
+            await PolicyHolder.open(meta, KeySet(), seal=other)
+        # a newer policy file does not paper over it either: the node stops
+        with pytest.raises(SealError, match="does not open"):
+            await PolicyHolder.open(meta, KeySet(), with_upstream(coordinator, 9), seal=other)
+        with pytest.raises(SealError, match="no key file"):
+            await PolicyHolder.open(meta, KeySet())
+        # the stored snapshot is left as it was
+        raw = await meta.get_setting(POLICY_KEY)
+        assert raw is not None and Policy.from_bytes(seal.open(raw)).version == 1
+    finally:
+        await meta.aclose()
+
+
+def test_an_unusable_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    key_file = tmp_path / "auth" / KEY_FILE
+    SnapshotSeal.load(tmp_path / "auth")
+    os.chmod(key_file, 0o644)
+    with pytest.raises(SealError, match=f"{key_file}.*readable by others"):
+        SnapshotSeal.load(tmp_path / "auth")
+    os.chmod(key_file, 0o600)
+    key_file.write_text("garbage\n")
+    with pytest.raises(SealError, match=f"{key_file}.*line 1"):
+        SnapshotSeal.load(tmp_path / "auth")
+
+
+async def test_worker_processes_share_one_key_file(tmp_path: Path) -> None:
+    seals: list[SnapshotSeal] = []
+
+    async def load() -> None:
+        seals.append(await trio.to_thread.run_sync(SnapshotSeal.load, tmp_path / "auth"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(load)
+    sealed = seals[0].seal(b"snapshot")
+    assert all(seal.open(sealed) == b"snapshot" for seal in seals)
+    assert sorted(p.name for p in (tmp_path / "auth").iterdir()) == [KEY_FILE]
+
+
+async def test_reload_keeps_serving_when_the_stored_snapshot_does_not_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    coordinator = SigningKey.generate("c1")
+    meta = LmdbMetadataStore.open(tmp_path / "meta", MAP)
+    try:
+        seal = SnapshotSeal.load(tmp_path / "a")
+        reader = await PolicyHolder.open(meta, KeySet(), with_upstream(coordinator, 1), seal=seal)
+        stranger = SnapshotSeal.load(tmp_path / "b")
+        await meta.put_setting(POLICY_KEY, stranger.seal(with_upstream(coordinator, 2).to_bytes()))
+        with caplog.at_level(logging.ERROR, "portmesh.node.auth"):
+            assert not await reader.reload()
+        assert reader.current.policy.version == 1
+        assert "keeping version 1" in caplog.text
+        assert PASSWORD not in caplog.text
+    finally:
+        await meta.aclose()
