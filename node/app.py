@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from functools import partial
 from typing import Any
 
-import httpx
 import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.config import Sockets
@@ -25,25 +24,24 @@ from hypercorn.utils import wrap_app
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from adapters.base import Upstream
 from node.api import blobs, listing, manifests, uploads
 from node.api.http import Response, error_response
 from node.api.pulls import PullRoutes
 from node.auth.setup import open_auth
-from node.config import ConfigError, NodeConfig
+from node.config import NodeConfig
 from node.observe import Metrics, ObserveMiddleware
 from node.proxy.cache import ProxyCache
+from node.proxy.clients import open_upstream_clients
 from node.proxy.evict import evict
 from node.proxy.fill import Fills
 from node.proxy.router import Router
-from node.proxy.transport import upstream_transport
 from node.registry import Registry
 from node.storage.fs import FsBlobStore
 from node.storage.lmdb_meta import LmdbMetadataStore
 from node.sync.actor import ActorMiddleware, CacheCounts
 from node.sync.events import EventRecorder
 from node.sync.service import open_sync
-from node.sync.upstreams import with_policy_upstreams
+from node.sync.upstreams import follow_upstreams, with_policy_upstreams
 from portmesh.oci.digest import Digest
 from portmesh.oci.errors import OCIError
 
@@ -77,32 +75,6 @@ async def open_registry(
         )
     finally:
         await meta.aclose()
-
-
-@asynccontextmanager
-async def open_upstreams(config: NodeConfig) -> AsyncIterator[dict[str, Upstream]]:
-    """One pooled HTTP client and one registry client per configured upstream."""
-    if not config.upstreams:
-        yield {}
-        return
-    from adapters.registry import create_upstream
-
-    async with AsyncExitStack() as stack:
-        clients: dict[str, Upstream] = {}
-        for upstream in config.upstreams:
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(30.0, connect=upstream.timeout),
-                    transport=upstream_transport(),
-                )
-            )
-            try:
-                client = create_upstream(upstream.adapter_spec(), http=http)
-            except ValueError as exc:
-                raise ConfigError(f"upstream {upstream.name}: {exc}") from exc
-            stack.push_async_callback(client.aclose)
-            clients[upstream.name] = client
-        yield clients
 
 
 def create_app(
@@ -221,15 +193,19 @@ async def serve(
         open_auth(config.auth, registry.meta, config.data) as auth,
         open_sync(config, registry, auth.holder, counts) if auth else nullcontext() as sync,
     ):
+        own = config
         if auth is not None:
             config = with_policy_upstreams(config, auth.holder.current.policy.upstreams)
         router = Router(config.upstreams)
         registry.read_only = router.is_proxied
-        async with open_upstreams(config) as clients, trio.open_nursery() as nursery:
-            proxy = None
-            if router:
-                fills = Fills(registry.blobs, nursery, deadline=config.fill_deadline)
-                proxy = ProxyCache(registry, fills, clients)
+        async with (
+            open_upstream_clients(config.upstreams) as clients,
+            trio.open_nursery() as nursery,
+        ):
+            fills = Fills(registry.blobs, nursery, deadline=config.fill_deadline)
+            proxy = ProxyCache(registry, fills, clients)
+            if auth is not None:
+                nursery.start_soon(follow_upstreams, auth.holder, own, router, clients)
             hc = hypercorn_config(config)
             accel = None
             if config.accel_redirect and isinstance(registry.blobs, FsBlobStore):

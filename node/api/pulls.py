@@ -52,7 +52,7 @@ class PullRoutes:
         self.app = app
         #: blob -> internal URL of a front proxy that sends the file itself
         self.accel = accel
-        self.router = router if router else None
+        self.router = router
         self.proxy = proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

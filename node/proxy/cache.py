@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import trio
@@ -95,7 +95,7 @@ class ProxyCache:
         self,
         registry: Registry,
         fills: Fills,
-        clients: dict[str, Upstream],
+        clients: Mapping[str, Upstream],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -111,7 +111,13 @@ class ProxyCache:
         self._fresh: dict[tuple[str, str], float] = {}
         self._absent: dict[tuple[str, str], float] = {}
         self._revalidating: dict[tuple[str, str], _Shared] = {}
-        self._breakers = {name: Breaker(clock) for name in clients}
+        self._breakers: dict[str, Breaker] = {}
+
+    def _breaker(self, name: str) -> Breaker:
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            breaker = self._breakers[name] = Breaker(self.clock)
+        return breaker
 
     # ------------------------------------------------------------------ manifests
 
@@ -214,7 +220,7 @@ class ProxyCache:
     ) -> CachedManifest:
         """Run ``ask(client)`` within the failure budget; when it fails serve ``cached``."""
         upstream = route.upstream
-        breaker = self._breakers[upstream.name]
+        breaker = self._breaker(upstream.name)
         absent_key = (route.local, reference)
         if cached is None and self._absent.get(absent_key, -1e18) > self.clock():
             raise OCIError("MANIFEST_UNKNOWN", f"upstream {upstream.name} has no {reference}")
@@ -248,7 +254,7 @@ class ProxyCache:
     async def tags(self, route: Route, n: int | None, last: str | None) -> list[str]:
         """The upstream's tags; the cached ones when the upstream cannot answer."""
         upstream = route.upstream
-        breaker = self._breakers[upstream.name]
+        breaker = self._breaker(upstream.name)
         error: OCIError | None = None
         if breaker.allow():
             try:
@@ -273,7 +279,7 @@ class ProxyCache:
         """The upstream's referrers index (filtered); None when it cannot answer, so the
         caller serves the cached referrers instead."""
         upstream = route.upstream
-        breaker = self._breakers[upstream.name]
+        breaker = self._breaker(upstream.name)
         if not breaker.allow():
             return None
         try:

@@ -11,6 +11,7 @@ and a mirror pull of the same image share one cache entry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from node.config import ConfigError, UpstreamConfig
@@ -31,14 +32,20 @@ class Route:
 
 
 class Router:
-    def __init__(self, upstreams: list[UpstreamConfig]) -> None:
-        self._projects = {u.project: u for u in upstreams if u.project}
-        self._namespaces = {ns: u for u in upstreams for ns in u.namespaces}
+    """Routes pulls to ``upstreams``; :meth:`update` swaps them while the node serves."""
+
+    def __init__(self, upstreams: Sequence[UpstreamConfig] = ()) -> None:
+        self.update(upstreams)
+
+    def update(self, upstreams: Sequence[UpstreamConfig]) -> None:
+        """Route to ``upstreams`` from now on; ConfigError (and no change) if they clash."""
         defaults = [u for u in upstreams if u.default]
         if len(defaults) > 1:
             raise ConfigError("only one upstream can be the default")
         if len({u.name for u in upstreams}) != len(upstreams):
             raise ConfigError("upstream names must be unique")
+        self._projects = {u.project: u for u in upstreams if u.project}
+        self._namespaces = {ns: u for u in upstreams for ns in u.namespaces}
         self._default = defaults[0] if defaults else None
         self._prefixes = {u.cache_prefix for u in upstreams}
 

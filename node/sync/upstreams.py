@@ -1,11 +1,12 @@
-"""Proxy upstreams from the policy snapshot, applied when the node starts.
+"""Proxy upstreams from the policy snapshot: a coordinator's proxy-cache projects.
 
 Each entry of ``Policy.upstreams`` is a mapping shaped like a ``[[upstream]]`` table of
 the node's config file (``name``, ``type``, ``url``, ``project``, ``username``,
-``password``, ``options``, ...; see :class:`node.config.UpstreamConfig`). The node adds
-them to the upstreams of its config file at start (the file wins when both name the
-same upstream or project); an entry that does not validate is logged and skipped. A
-snapshot that changes the upstreams takes effect at the node's next start.
+``password``, ``options``, ...; see :class:`node.config.UpstreamConfig`). They join the
+upstreams of the config file (the file wins when both name the same upstream or project);
+an entry that does not validate is logged and skipped. :func:`follow_upstreams` applies a
+snapshot that changes them while the node serves: a new proxy-cache project routes within
+about a second of the snapshot reaching the node, a removed one stops routing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from node.config import ConfigError, NodeConfig, UpstreamConfig, _upstream
+import trio
 
-__all__ = ["with_policy_upstreams"]
+from node.auth.holder import PolicyHolder
+from node.config import ConfigError, NodeConfig, UpstreamConfig, _upstream
+from node.proxy.clients import UpstreamClients
+from node.proxy.router import Router
+
+__all__ = ["follow_upstreams", "with_policy_upstreams"]
 
 log = logging.getLogger("portmesh.node.sync")
 
@@ -51,3 +57,30 @@ def with_policy_upstreams(config: NodeConfig, entries: Iterable[Any]) -> NodeCon
         defaults = defaults or upstream.default
         merged.append(upstream)
     return replace(config, upstreams=merged)
+
+
+async def follow_upstreams(
+    holder: PolicyHolder,
+    config: NodeConfig,
+    router: Router,
+    clients: UpstreamClients,
+    interval: float = 1.0,
+) -> None:
+    """Keep ``router`` and ``clients`` on ``config``'s upstreams plus the current
+    snapshot's, checking every ``interval`` seconds, forever."""
+    seen = holder.current.policy.upstreams
+    while True:
+        await trio.sleep(interval)
+        entries = holder.current.policy.upstreams
+        if entries == seen:
+            continue
+        seen = entries
+        upstreams = with_policy_upstreams(config, entries).upstreams
+        failed = set(clients.apply(upstreams))
+        usable = [u for u in upstreams if u.name not in failed]
+        try:
+            router.update(usable)
+        except ConfigError:
+            log.exception("keeping the previous proxy upstreams")
+            continue
+        log.info("proxy upstreams now: %s", ", ".join(u.name for u in usable) or "none")
