@@ -34,6 +34,7 @@ __all__ = [
     "StorageError",
     "TagCheck",
     "UploadRecord",
+    "add_up",
 ]
 
 
@@ -315,6 +316,12 @@ class MetadataStore(Protocol):
         """Store ``value`` under ``key`` durably, replacing any previous value at once."""
         ...
 
+    async def add_counts(self, key: str, deltas: Sequence[int]) -> list[int]:
+        """Add ``deltas`` to the counters kept under ``key`` (absent ones start at 0) in one
+        step, and return the totals: every process of a node adds to the same counters.
+        Empty or zero ``deltas`` read them. Kept apart from the settings."""
+        ...
+
     async def blob_repos(self, digest: Digest) -> list[str]:
         """The repositories that link or reference the blob, in lexical order."""
         ...
@@ -353,3 +360,10 @@ class MetadataStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def add_up(totals: Sequence[int], deltas: Sequence[int]) -> list[int]:
+    """``totals`` plus ``deltas``, element by element; the shorter one counts as zeros."""
+    size = max(len(totals), len(deltas))
+    padded = list(totals) + [0] * (size - len(totals))
+    return [t + (deltas[i] if i < len(deltas) else 0) for i, t in enumerate(padded)]

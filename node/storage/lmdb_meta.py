@@ -26,6 +26,7 @@ noted::
     tagcheck    repo \\0 tag            -> [checked, first pulled, claimed until]  (epoch s)
     outbox      seq (8 bytes, big-endian) -> event payload (opaque bytes)
     settings    "outbox.next"          -> the next outbox seq (8 bytes, big-endian)
+    settings    "\\0counts." key        -> [counter, ...]  (``add_counts``)
 
 Lexical pagination (tags, catalog) is a cursor range scan from ``prefix + last + \\0``.
 Reads run on the event loop (they never wait for I/O beyond the page cache); writes run
@@ -43,7 +44,7 @@ import lmdb
 import msgpack
 import trio
 
-from node.storage.base import ManifestRecord, Referrer, TagCheck, UploadRecord
+from node.storage.base import ManifestRecord, Referrer, TagCheck, UploadRecord, add_up
 from portmesh.oci.digest import ALGORITHMS, Digest
 
 __all__ = ["LmdbMetadataStore"]
@@ -60,6 +61,7 @@ _DBS = (
     "repos", "uploads", "atime", "settings", "tagcheck", "outbox",
 )  # fmt: skip
 _OUTBOX_NEXT = b"outbox.next"
+_COUNTS = b"\0counts."  # no setting key starts with NUL
 
 _pack = msgpack.packb
 _unpack = msgpack.unpackb
@@ -505,6 +507,21 @@ class LmdbMetadataStore:
     async def put_setting(self, key: str, value: bytes) -> None:
         raw, data = key.encode(), bytes(value)
         await self._write(lambda txn: txn.put(raw, data, db=self._db["settings"]))
+
+    async def add_counts(self, key: str, deltas: Sequence[int]) -> list[int]:
+        raw = _COUNTS + key.encode()
+
+        def txn_fn(txn: Txn) -> list[int]:
+            stored = txn.get(raw, db=self._db["settings"])
+            totals = add_up(_unpack(stored) if stored is not None else [], deltas)
+            if any(deltas):
+                txn.put(raw, _pack(totals), db=self._db["settings"])
+            return totals
+
+        if not any(deltas):
+            await trio.lowlevel.checkpoint()
+            return self._read(txn_fn)
+        return await self._write(txn_fn)
 
     async def blob_repos(self, digest: Digest) -> list[str]:
         await trio.lowlevel.checkpoint()

@@ -22,6 +22,7 @@ from node.storage.base import (
     StorageError,
     TagCheck,
     UploadRecord,
+    add_up,
 )
 from portmesh.oci.digest import Digest
 
@@ -226,6 +227,7 @@ class MemoryMetadataStore:
         self._uploads: dict[str, UploadRecord] = {}
         self._atime: dict[Digest, float] = {}
         self._settings: dict[str, bytes] = {}
+        self._counts: dict[str, list[int]] = {}
         self._outbox: dict[int, bytes] = {}
         self._outbox_next = 1
 
@@ -430,6 +432,12 @@ class MemoryMetadataStore:
     async def put_setting(self, key: str, value: bytes) -> None:
         await trio.lowlevel.checkpoint()
         self._settings[key] = bytes(value)
+
+    async def add_counts(self, key: str, deltas: Sequence[int]) -> list[int]:
+        await trio.lowlevel.checkpoint()
+        totals = add_up(self._counts.get(key, []), deltas)
+        self._counts[key] = totals
+        return list(totals)
 
     async def blob_repos(self, digest: Digest) -> list[str]:
         await trio.lowlevel.checkpoint()

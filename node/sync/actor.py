@@ -7,9 +7,10 @@ variable for the duration of the request (trio tasks the request spawns inherit 
 outside a request, or on a node without authentication, :func:`current_actor` is
 anonymous.
 
-It also counts proxied pulls by their ``X-Portmesh-Cache`` answer (:class:`CacheCounts`,
-this process's share of the node's hit rate, reported with each policy poll) and reports
-the manifests the pull-through cache served as pull events.
+It also counts proxied pulls by their ``X-Portmesh-Cache`` answer (:class:`CacheCounts`:
+each process adds its counts to counters in the node's LMDB that every worker shares; the
+node's hit rate goes out with each policy poll) and reports the manifests the pull-through
+cache served as pull events.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.auth.asgi import Receive, Scope, Send, header
+from node.storage.base import MetadataStore
 
 __all__ = ["Actor", "ActorMiddleware", "CacheCounts", "PullSink", "current_actor"]
 
@@ -52,16 +54,35 @@ _ANONYMOUS = Actor()
 _ACTOR: ContextVar[Actor | None] = ContextVar("portmesh_actor", default=None)
 
 
+#: the node's shared cache-answer counters: [hits, misses]
+CACHE_COUNTS = "cache"
+
+
 def current_actor() -> Actor:
     return _ACTOR.get() or _ANONYMOUS
 
 
 @dataclass
 class CacheCounts:
+    """This process's cache answers since its last :meth:`flush`."""
+
     #: answers from the cache (``hit``, ``revalidated``, ``stale``)
     hits: int = 0
     #: answers fetched from the upstream (``miss``)
     misses: int = 0
+
+    async def flush(self, meta: MetadataStore) -> None:
+        """Add the counts to the node's shared counters and start again from zero."""
+        hits, misses = self.hits, self.misses
+        if hits or misses:
+            await meta.add_counts(CACHE_COUNTS, [hits, misses])
+            self.hits -= hits
+            self.misses -= misses
+
+    async def totals(self, meta: MetadataStore) -> tuple[int, int]:
+        """(hits, misses) of every process of the node, this one's unflushed included."""
+        stored = [*await meta.add_counts(CACHE_COUNTS, []), 0, 0]
+        return stored[0] + self.hits, stored[1] + self.misses
 
 
 #: ``pull(repository, reference, digest, media_type, size)``: a manifest pull to record

@@ -15,6 +15,7 @@ import trio
 
 from node.auth.holder import PolicyHolder
 from node.storage.base import MetadataStore
+from node.sync.actor import CacheCounts
 from node.sync.client import CoordinatorClient, SyncError
 from node.sync.events import EventError, EventRecorder, decode_event
 from portmesh.policy import PolicyError
@@ -113,25 +114,36 @@ async def ship_outbox(
             await trio.sleep(idle)
 
 
-async def flush_pulls(recorder: EventRecorder, meta: MetadataStore, interval: float) -> None:
-    """Write this process's counted pulls to the outbox every ``interval`` seconds (and
-    once more when cancelled)."""
+async def flush_pulls(
+    recorder: EventRecorder,
+    meta: MetadataStore,
+    interval: float,
+    counts: CacheCounts | None = None,
+) -> None:
+    """Write this process's counted pulls to the outbox, and its cache answers to the
+    shared counters, every ``interval`` seconds (and once more when cancelled)."""
+
+    async def flush() -> None:
+        await recorder.flush(meta)
+        if counts is not None:
+            await counts.flush(meta)
+
     try:
         while True:
             await trio.sleep(interval)
             try:
-                await recorder.flush(meta)
+                await flush()
             except Exception:
                 log.exception("could not write pull events; retrying")
     finally:
         with trio.CancelScope(shield=True):
             try:
-                await recorder.flush(meta)
+                await flush()
             except Exception:
                 log.exception("could not write pull events at shutdown")
 
 
-async def reload_loop(holder: PolicyHolder, interval: float = 2.0) -> None:
+async def reload_loop(holder: PolicyHolder, interval: float = 1.0) -> None:
     """Adopt snapshots another process of this node stored (workers that do not sync)."""
     while True:
         await trio.sleep(interval)

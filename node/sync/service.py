@@ -99,10 +99,11 @@ class Sync:
         return self.client.identity
 
     async def stats(self) -> Mapping[str, int | str]:
+        hits, misses = await self.counts.totals(self.registry.meta)
         return {
             "cache_bytes": await self.registry.blobs.usage(),
-            "cache_hits": self.counts.hits,
-            "cache_misses": self.counts.misses,
+            "cache_hits": hits,
+            "cache_misses": misses,
             "node_version": _node_version(),
         }
 
@@ -125,7 +126,9 @@ class Sync:
         lock = _Flock(sync_dir(self.data) / "leader.lock")
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(flush_pulls, self.recorder, meta, PULL_FLUSH_INTERVAL)
+                nursery.start_soon(
+                    flush_pulls, self.recorder, meta, PULL_FLUSH_INTERVAL, self.counts
+                )
                 task_status.started()
                 follower = trio.CancelScope()
                 nursery.start_soon(self._follow, follower)

@@ -72,7 +72,7 @@ async def run_coordinator(data: Path, port: int, log: Path) -> AsyncIterator[str
 
 @asynccontextmanager
 async def run_joined_node(
-    workdir: Path, coordinator: str, join_token: str, port: int
+    workdir: Path, coordinator: str, join_token: str, port: int, *extra: str
 ) -> AsyncIterator[Server]:
     command = [
         *portmesh_command(),
@@ -87,6 +87,7 @@ async def run_joined_node(
         join_token,
         "--name",
         "edge-1",
+        *extra,
     ]
     async with run_server("portmesh", command, port, workdir / "node.log", ready=401) as node:
         yield node

@@ -3,7 +3,8 @@
 The Harbor flow: an admin adds a registry endpoint (a docker-registry that needs basic
 auth), creates a public project bound to it, and pulls ``<node>/<project>/<repo>:<tag>``
 at once; the node learns the upstream from its next policy snapshot. Deleting the project
-takes the route away again.
+takes the route away again. The node runs two worker processes: the hit count it
+reports adds up the answers of both.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 UPSTREAM_USER = ("puller", "upstream-secret")
 MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json"
+HIT_GETS = 20
 
 
 async def test_a_new_proxy_project_routes_at_once_and_goes_with_its_deletion(
@@ -56,7 +58,13 @@ async def test_a_new_proxy_project_routes_at_once_and_goes_with_its_deletion(
             httpx.AsyncClient(base_url=f"{url}/api/v2.0", auth=ADMIN)
         )
         token = (await api.post("/nodes/join-tokens", json={})).json()["token"]
-        node = await running.enter_async_context(run_joined_node(tmp_path, url, token, free_port()))
+        config = tmp_path / "node.toml"
+        config.write_text("[auth]\npoll_wait = 1\n")
+        node = await running.enter_async_context(
+            run_joined_node(
+                tmp_path, url, token, free_port(), "--workers", "2", "--config", str(config)
+            )
+        )
         through_node = f"docker://{node.address}/cache/team/app:v1"
         code, _ = await copy(skopeo, through_node, f"oci:{tmp_path / 'early'}:v1", None)
         assert code != 0, "no project yet"
@@ -96,14 +104,33 @@ async def test_a_new_proxy_project_routes_at_once_and_goes_with_its_deletion(
         async with httpx.AsyncClient(base_url=node.url) as http:
             scope = "repository:cache/team/app:pull"
             grant = await http.get("/service/token", params={"service": "edge-1", "scope": scope})
-            bearer = f"Bearer {grant.json()['token']}"
-            answer = await http.get(
-                "/v2/cache/team/app/manifests/v1",
-                headers={"Accept": MANIFEST_TYPES, "Authorization": bearer},
-            )
-        assert answer.status_code == 200, answer.text
+        bearer = f"Bearer {grant.json()['token']}"
+
+        async def get_once() -> httpx.Response:
+            """A manifest GET on a new connection: each worker process gets some."""
+            async with httpx.AsyncClient(base_url=node.url) as http:
+                return await http.get(
+                    "/v2/cache/team/app/manifests/v1",
+                    headers={"Accept": MANIFEST_TYPES, "Authorization": bearer},
+                )
+
+        async def both_route() -> bool:
+            return all([(await get_once()).status_code == 200 for _ in range(8)])
+
+        # the worker that did not answer the pull routes the project within its reload
+        await wait_until(both_route, 10, "both workers routing the new project")
+        answer = await get_once()
         assert answer.headers["docker-content-digest"] == upstream_digest
-        assert answer.headers["x-portmesh-cache"] == "hit"
+        # /nodes counts the cache answers of both workers
+        for _ in range(HIT_GETS):
+            again = await get_once()
+            assert again.headers["x-portmesh-cache"] == "hit"
+
+        async def counted() -> bool:
+            listed = (await api.get("/nodes")).json()
+            return listed[0]["cache_hits"] > HIT_GETS and listed[0]["cache_misses"] >= 1
+
+        await wait_until(counted, 15, "the hits of both workers in /nodes")
         pushed = await copy(
             skopeo, f"oci:{image.layout}:v1", f"docker://{node.address}/cache/mine:v1", creds
         )
@@ -113,7 +140,8 @@ async def test_a_new_proxy_project_routes_at_once_and_goes_with_its_deletion(
         assert deleted.status_code == 200, deleted.text
 
         async def gone() -> bool:
-            return "proxy upstreams now: none" in (tmp_path / "node.log").read_text()
+            # each of the two workers logs it
+            return (tmp_path / "node.log").read_text().count("proxy upstreams now: none") == 2
 
         await wait_until(gone, 15, "the node dropping the deleted project's upstream")
         code, _ = await copy(skopeo, through_node, f"oci:{tmp_path / 'late'}:v1", None)

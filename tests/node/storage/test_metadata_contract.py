@@ -403,6 +403,18 @@ async def test_settings_are_opaque_bytes_replaced_whole(meta: MetadataStore) -> 
     assert await meta.list_repos(None, None) == []  # settings are not repositories
 
 
+async def test_counts_add_up_and_stay_apart_from_settings(meta: MetadataStore) -> None:
+    assert await meta.add_counts("cache", []) == []
+    assert await meta.add_counts("cache", [3, 1]) == [3, 1]
+    assert await meta.add_counts("cache", [2]) == [5, 1]
+    assert await meta.add_counts("cache", [0, 4, 7]) == [5, 5, 7]
+    assert await meta.add_counts("cache", [0, 0]) == [5, 5, 7], "zeros only read"
+    assert await meta.add_counts("other", [-1]) == [-1]
+    assert await meta.get_setting("cache") is None, "counters are not settings"
+    await meta.put_setting("cache", b"x")
+    assert await meta.add_counts("cache", []) == [5, 5, 7]
+
+
 async def test_tag_checks_record_freshness_and_keep_the_first_pull(meta: MetadataStore) -> None:
     assert await meta.tag_check("hub/app", "v1") is None
     await meta.mark_tag_checked("hub/app", "v1", 1000.0)

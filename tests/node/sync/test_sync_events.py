@@ -130,6 +130,20 @@ async def test_cache_answers_are_counted_and_proxied_manifests_recorded() -> Non
     assert pulls == [("hub/library/nginx", "1.27", "sha256:" + "a" * 64, OCI_MANIFEST, 42)] * 4
 
 
+async def test_cache_counts_of_every_worker_add_up_in_the_store() -> None:
+    meta = MemoryMetadataStore()
+    first, second = CacheCounts(hits=5, misses=1), CacheCounts(hits=2, misses=3)
+    await first.flush(meta)
+    assert (first.hits, first.misses) == (0, 0), "flushed counts start again"
+    assert await second.totals(meta) == (7, 4), "stored ones plus its own unflushed"
+    await second.flush(meta)
+    first.hits += 1
+    assert await first.totals(meta) == (8, 4)
+    await first.flush(meta)
+    await first.flush(meta)  # nothing new: nothing added twice
+    assert await CacheCounts().totals(meta) == (8, 4)
+
+
 async def test_pulls_are_coalesced_and_written_in_one_flush() -> None:
     meta = MemoryMetadataStore()
     recorder = EventRecorder(clock=lambda: 1000.0)
