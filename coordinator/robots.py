@@ -212,12 +212,12 @@ def delete_robot(conn: Connection, robot_id: int) -> Row[Any]:
     return row
 
 
-def permissions_of(row: Row[Any]) -> tuple[Permission, ...]:
-    """The robot's project permissions as ``portmesh.access`` permissions, one per
-    (namespace, resource)."""
+def permissions_of(row: Row[Any], kind: str = "project") -> tuple[Permission, ...]:
+    """The robot's permissions of ``kind`` (``project``, or ``system``: namespace ``/``)
+    as ``portmesh.access`` permissions, one per (namespace, resource)."""
     merged: dict[tuple[str, str], set[str]] = {}
     for entry in json.loads(row.permissions):
-        if entry.get("kind") != "project":
+        if entry.get("kind") != kind:
             continue
         for access in entry.get("access", []):
             key = (str(entry["namespace"]), str(access["resource"]))

@@ -24,11 +24,17 @@ from coordinator.domain import projects
 __all__ = [
     "ProjectAccess",
     "can",
+    "holds_system",
     "is_name_header",
     "project_access",
     "require_sysadmin",
+    "require_system",
     "require_user",
+    "within_own",
 ]
+
+#: the namespace of a robot's system permissions (Harbor's ``kind: system``)
+SYSTEM_NAMESPACE = "/"
 
 
 def require_user(caller: Principal) -> None:
@@ -40,6 +46,51 @@ def require_sysadmin(caller: Principal) -> None:
     require_user(caller)
     if not caller.sysadmin:
         raise APIError(403, "only system administrators may do this")
+
+
+def require_system(caller: Principal, resource: str, action: str) -> None:
+    """A system administrator, or a robot holding ``action`` on the system ``resource``
+    (a ``kind: system`` permission, namespace ``/``); 401/403 otherwise."""
+    require_user(caller)
+    if caller.sysadmin or holds_system(caller, resource, action):
+        return
+    raise APIError(403, f"not allowed to {action} {resource}")
+
+
+def holds_system(caller: Principal, resource: str, action: str) -> bool:
+    return caller.kind == "robot" and any(
+        p.namespace == SYSTEM_NAMESPACE
+        and p.resource == resource
+        and (action in p.actions or "*" in p.actions)
+        for p in caller.permissions
+    )
+
+
+def within_own(caller: Principal, permissions: object) -> bool:
+    """Whether ``caller`` holds every permission of a robot it creates or updates (a
+    robot never hands out more than it has; users are checked by role instead). Entries
+    that are malformed are left for the request's own validation to refuse."""
+    if caller.kind != "robot" or not isinstance(permissions, list):
+        return True
+    for entry in permissions:
+        if not isinstance(entry, dict) or not isinstance(entry.get("access"), list):
+            continue
+        namespace = str(entry.get("namespace"))
+        for item in entry["access"]:
+            if not isinstance(item, dict):
+                continue
+            resource, action = str(item.get("resource")), str(item.get("action"))
+            if entry.get("kind") == "system":
+                held = holds_system(caller, resource, action)
+            else:
+                held = any(
+                    p.namespace == "*" or p.namespace == namespace != "*"
+                    for p in caller.permissions
+                    if p.resource == resource and (action in p.actions or "*" in p.actions)
+                )
+            if not held:
+                return False
+    return True
 
 
 def is_name_header() -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from coordinator import audit
-from coordinator.api.access import project_access, require_user
+from coordinator.api.access import holds_system, project_access, require_user
 from coordinator.api.http import API_PREFIX, list_query, paged, principal
 from coordinator.api.services import Services
 
@@ -30,7 +30,8 @@ def blueprint(services: Services) -> Blueprint:
         require_user(caller)
         query = list_query()
         # -1 matches nobody: a caller without a user id (robots) is a member of nothing
-        member = None if caller.sysadmin else (caller.user_id or -1)
+        every = caller.sysadmin or holds_system(caller, "audit-log", "list")
+        member = None if every else (caller.user_id or -1)
         total, items = await db.run(lambda conn: audit.list_logs(conn, query, member=member))
         return paged(items, total, query)
 

@@ -15,7 +15,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from coordinator import registries, registry_types
-from coordinator.api.access import require_sysadmin
+from coordinator.api.access import require_system
 from coordinator.api.http import (
     API_PREFIX,
     APIError,
@@ -67,7 +67,7 @@ def blueprint(services: Services, keys: SecretKeys) -> Blueprint:
 
     @bp.get("/registries")
     async def list_all() -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "registry", "list")
         extra = []
         if name := request.args.get("name"):
             extra.append(Condition("name", "fuzzy", name))
@@ -78,7 +78,7 @@ def blueprint(services: Services, keys: SecretKeys) -> Blueprint:
     @bp.post("/registries")
     @audited("registry")
     async def create() -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "registry", "create")
         body = await read_json()
         audit_resource(str(body.get("name"))[:255])
         values = registries.check_registry(body)
@@ -87,13 +87,13 @@ def blueprint(services: Services, keys: SecretKeys) -> Blueprint:
 
     @bp.get("/registries/<int:registry_id>")
     async def get_one(registry_id: int) -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "registry", "read")
         return json_response(registries.to_json(await db.run(registries.get, registry_id)))
 
     @bp.put("/registries/<int:registry_id>")
     @audited("registry")
     async def update(registry_id: int) -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "registry", "update")
         body = await read_json()
         await db.run(registries.update_registry, registry_id, body, keys)
         return empty(200)
@@ -101,19 +101,19 @@ def blueprint(services: Services, keys: SecretKeys) -> Blueprint:
     @bp.delete("/registries/<int:registry_id>")
     @audited("registry")
     async def remove(registry_id: int) -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "registry", "delete")
         name = await db.run(registries.delete_registry, registry_id)
         audit_resource(name)
         return empty(200)
 
     @bp.get("/registries/<int:registry_id>/info")
     async def registry_info(registry_id: int) -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "registry", "read")
         return json_response(registry_types.info(await db.run(registries.get, registry_id)))
 
     @bp.post("/registries/ping")
     async def ping_registry() -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "registry", "create")
         body = await read_json()
         registry_id = body.get("id")
         stored = None
@@ -146,12 +146,12 @@ def blueprint(services: Services, keys: SecretKeys) -> Blueprint:
 
     @bp.get("/replication/adapters")
     async def adapters() -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "replication-adapter", "list")
         return json_response(registry_types.adapter_types())
 
     @bp.get("/replication/adapterinfos")
     async def adapter_infos() -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "replication-adapter", "list")
         return json_response(registry_types.adapter_infos())
 
     return bp

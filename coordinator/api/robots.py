@@ -15,9 +15,16 @@ import trio
 from quart import Blueprint, Response
 from sqlalchemy import Connection, Row, select
 
-from coordinator.api.access import project_access, require_sysadmin, require_user
+from coordinator.api.access import (
+    holds_system,
+    project_access,
+    require_system,
+    require_user,
+    within_own,
+)
 from coordinator.api.http import (
     API_PREFIX,
+    APIError,
     audit_resource,
     audited,
     empty,
@@ -66,7 +73,7 @@ def blueprint(services: Services) -> Blueprint:
     async def guard(caller: Principal, row: Row[Any], action: str) -> None:
         require_user(caller)
         if row.level == "system" or row.project_id is None:
-            require_sysadmin(caller)
+            require_system(caller, "robot", action)
         else:
             await project_access(db, caller, str(row.project_id), "robot", action, is_name=False)
 
@@ -82,9 +89,11 @@ def blueprint(services: Services) -> Blueprint:
         spec = await db.run(check_create, body)
         audit_resource(spec.name, spec.project_id)
         if spec.project_id is None:
-            require_sysadmin(caller)
+            require_system(caller, "robot", "create")
         else:
             await project_access(db, caller, str(spec.project_id), "robot", "create", is_name=False)
+        if not within_own(caller, spec.permissions):
+            raise APIError(403, "a robot cannot grant permissions it does not hold")
         secret = spec.secret or generate_secret()
         row = await db.run(create, spec, await hashed(secret), caller.user_id or 0)
         created = {
@@ -101,7 +110,8 @@ def blueprint(services: Services) -> Blueprint:
         caller = principal()
         require_user(caller)
         query = list_query()
-        scope = None if caller.sysadmin else await db.run(_listable_projects, caller.user_id)
+        every = caller.sysadmin or holds_system(caller, "robot", "list")
+        scope = None if every else await db.run(_listable_projects, caller.user_id)
         total, rows = await db.run(list_robots, query, project_ids=scope)
         return paged([to_json(row) for row in rows], total, query)
 
@@ -123,8 +133,11 @@ def blueprint(services: Services) -> Blueprint:
     async def put_robot(robot_id: int) -> Response:
         row = await db.run(get, robot_id)
         audit_resource(str(row.name), row.project_id)
-        await guard(principal(), row, "update")
+        caller = principal()
+        await guard(caller, row, "update")
         body = await read_json()
+        if not within_own(caller, body.get("permissions")):
+            raise APIError(403, "a robot cannot grant permissions it does not hold")
         await db.run(update_robot, robot_id, body)
         return empty(200)
 

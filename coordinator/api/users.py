@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 from quart import Blueprint, Response, request
 
-from coordinator.api.access import require_sysadmin, require_user
+from coordinator.api.access import require_sysadmin, require_system, require_user
 from coordinator.api.http import (
     API_PREFIX,
     APIError,
@@ -39,7 +39,7 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.get("/users")
     async def list_users() -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "user", "list")
         query = list_query()
         total, rows = await db.run(users.list_users, query)
         return paged([users.to_json(row) for row in rows], total, query)
@@ -47,7 +47,7 @@ def blueprint(services: Services) -> Blueprint:
     @bp.post("/users")
     @audited("user")
     async def create_user() -> Response:
-        require_sysadmin(principal())
+        require_system(principal(), "user", "create")
         body = await read_json()
         username = users.check_username(body.get("username"))
         audit_resource(username)
@@ -124,7 +124,7 @@ def blueprint(services: Services) -> Blueprint:
     @audited("user")
     async def delete_user(user_id: int) -> Response:
         caller = principal()
-        require_sysadmin(caller)
+        require_system(caller, "user", "delete")
         if caller.user_id == user_id:
             raise APIError(403, "a user cannot delete itself")
         audit_resource(await db.run(users.delete_user, user_id))

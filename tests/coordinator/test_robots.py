@@ -345,6 +345,82 @@ async def test_robot_logs_in_to_the_api_with_its_permissions(
         assert "disabled" in response.json()["errors"][0]["message"]
 
 
+async def test_system_robot_acts_on_system_resources_it_holds_and_grants_no_more(
+    coordinator: Coordinator, admin_http: httpx.AsyncClient, unique: Callable[[str], str]
+) -> None:
+    project = unique("sysp")
+    await new_project(admin_http, project)
+    system_access = [
+        ("registry", "list"),
+        ("registry", "read"),
+        ("audit-log", "list"),
+        ("robot", "create"),
+        ("robot", "list"),
+    ]
+    made = await admin_http.post(
+        "/robots",
+        json={
+            "name": unique("ops"),
+            "level": "system",
+            "duration": -1,
+            "permissions": [
+                {
+                    "kind": "system",
+                    "namespace": "/",
+                    "access": [{"resource": r, "action": a} for r, a in system_access],
+                },
+                {
+                    "kind": "project",
+                    "namespace": project,
+                    "access": [{"resource": "repository", "action": "pull"}],
+                },
+            ],
+        },
+    )
+    assert made.status_code == 201, made.text
+    ops = made.json()
+    plain = await new_robot(
+        admin_http, unique("plain"), level="system", namespace="*", access=[("repository", "pull")]
+    )
+    registry = {"name": unique("reg"), "type": "docker-registry", "url": "http://127.0.0.1:9"}
+
+    def system_robot(access: list[dict[str, str]]) -> dict[str, Any]:
+        return {
+            "name": unique("child"),
+            "level": "system",
+            "duration": -1,
+            "permissions": [{"kind": "system", "namespace": "/", "access": access}],
+        }
+
+    async with (
+        httpx.AsyncClient(base_url=coordinator.api, auth=(ops["name"], ops["secret"])) as as_ops,
+        httpx.AsyncClient(base_url=coordinator.api, auth=(plain["name"], plain["secret"])) as other,
+    ):
+        assert (await as_ops.get("/registries")).status_code == 200
+        assert (await as_ops.post("/registries", json=registry)).status_code == 403
+        assert (await other.get("/registries")).status_code == 403, "project permissions only"
+        assert (await as_ops.get("/users")).status_code == 403, "no user permission"
+        # every project's audit entries, where a robot without audit-log list sees none
+        logs = await as_ops.get("/audit-logs", params={"page_size": 100})
+        assert logs.status_code == 200 and int(logs.headers["x-total-count"]) > 0
+        none = await other.get("/audit-logs")
+        assert none.status_code == 200 and none.json() == []
+        listed = await as_ops.get("/robots", params={"page_size": 100})
+        assert plain["name"] in {r["name"] for r in listed.json()}
+        child = await as_ops.post(
+            "/robots", json=system_robot([{"resource": "registry", "action": "list"}])
+        )
+        assert child.status_code == 201, child.text
+        more = await as_ops.post(
+            "/robots", json=system_robot([{"resource": "registry", "action": "delete"}])
+        )
+        assert more.status_code == 403, "a robot grants nothing it does not hold"
+        assert (await other.post("/robots", json=system_robot([]))).status_code in (400, 403)
+    rows = await _db_rows(coordinator, lambda conn: policy_robots(conn))
+    mine = next(r for r in rows if r.name == ops["name"])  # type: ignore[attr-defined]
+    assert [p.namespace for p in mine.permissions] == [project], "nodes get project ones only"
+
+
 async def test_snapshot_robots_and_revocations(
     coordinator: Coordinator, admin_http: httpx.AsyncClient, unique: Callable[[str], str]
 ) -> None:
