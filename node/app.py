@@ -11,16 +11,13 @@ launcher created, sharing one LMDB environment and one blob directory.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from functools import partial
 from typing import Any
 
 import trio
-from hypercorn.config import Config as HyperConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.utils import wrap_app
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -36,6 +33,8 @@ from node.proxy.evict import evict
 from node.proxy.fill import Fills
 from node.proxy.router import Router
 from node.registry import Registry
+from node.server import bind_sockets
+from node.server import serve as http_serve
 from node.storage.fs import FsBlobStore
 from node.storage.lmdb_meta import LmdbMetadataStore
 from node.sync.actor import ActorMiddleware, CacheCounts
@@ -165,23 +164,14 @@ async def housekeeping(
             await registry.flush_access_times()
 
 
-def hypercorn_config(config: NodeConfig) -> HyperConfig:
-    hc = HyperConfig()
-    hc.bind = [config.listen]
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
-    hc.graceful_timeout = 5.0
-    hc.worker_class = "trio"
-    return hc
-
-
 async def serve(
     config: NodeConfig,
     *,
-    sockets: Sockets | None = None,
+    sockets: Sequence[socket.socket] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run one node process until cancelled; ``task_status.started(port)`` once listening.
+    """Run one node process until cancelled; ``task_status.started(port)`` once listening
+    on ``config.listen`` or on the listening ``sockets`` given (``--workers``).
 
     With a coordinator, the node joins it if needed and takes a first snapshot before it
     listens; the snapshot's proxy upstreams join the config file's at this start."""
@@ -206,7 +196,6 @@ async def serve(
             proxy = ProxyCache(registry, fills, clients)
             if auth is not None:
                 nursery.start_soon(follow_upstreams, auth.holder, own, router, clients)
-            hc = hypercorn_config(config)
             accel = None
             if config.accel_redirect and isinstance(registry.blobs, FsBlobStore):
                 prefix, store = config.accel_redirect.rstrip("/") + "/", registry.blobs
@@ -215,12 +204,9 @@ async def serve(
             if sync is not None:
                 actor = partial(ActorMiddleware, counts=counts, proxied_pull=sync.recorder.pull)
             guard = auth.wrap if auth else None
-            app = wrap_app(
-                create_app(registry, metrics, accel, router, proxy, guard, actor),
-                hc.wsgi_max_body_size,
-                "asgi",
-            )
-            binds = await nursery.start(partial(worker_serve, app, hc, sockets=sockets))
+            app = create_app(registry, metrics, accel, router, proxy, guard, actor)
+            listening = list(sockets) if sockets else bind_sockets(config.listen)
+            binds = await nursery.start(partial(http_serve, app, listening))
             nursery.start_soon(housekeeping, registry, config, metrics, router)
             if sync is not None:
                 await nursery.start(sync.run)

@@ -118,6 +118,8 @@ class ObserveMiddleware:
                 state["status"] = message["status"]
             elif message["type"] == "http.response.body":
                 state["out"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.zerocopysend":  # the server sends a file
+                state["out"] += message.get("count") or 0
             await send(message)
 
         try:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
-from hypercorn.config import Sockets
 
 from node.config import ConfigError, NodeConfig, load_config
 from portmesh import up
@@ -211,7 +210,7 @@ def run_node(config: NodeConfig, argv: list[str], listen_fd: int | None = None) 
         return _run_workers(config, argv)
     sockets = None
     if listen_fd is not None:
-        sockets = Sockets([], [socket.socket(fileno=listen_fd)], [])
+        sockets = [socket.socket(fileno=listen_fd)]
     from node.auth.sealing import SealError
     from node.sync.identity import JoinError
 
@@ -227,7 +226,7 @@ def run_node(config: NodeConfig, argv: list[str], listen_fd: int | None = None) 
     return 0
 
 
-async def _serve_until_signal(config: NodeConfig, sockets: Sockets | None) -> None:
+async def _serve_until_signal(config: NodeConfig, sockets: list[socket.socket] | None) -> None:
     from node.app import serve
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

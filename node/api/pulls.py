@@ -17,7 +17,8 @@ from node.proxy.cache import ProxyCache
 from node.proxy.fill import Fill
 from node.proxy.router import Route, Router
 from node.registry import Registry
-from node.storage.base import ManifestRecord
+from node.storage.base import BlobReader, ManifestRecord
+from node.storage.fs import FsBlobReader
 from portmesh.oci.digest import Digest, parse_digest
 from portmesh.oci.errors import OCIError
 from portmesh.oci.names import check_name
@@ -30,6 +31,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _PULL = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)\Z")
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+ZEROCOPY = "http.response.zerocopysend"
 #: a range starting this far beyond what a fill has written goes upstream by itself
 RANGE_AHEAD = 8 * 1024 * 1024
 
@@ -93,9 +95,7 @@ class PullRoutes:
         else:
             await self._blob(name, digest, head, scope, send)
 
-    async def _blob(
-        self, name: str, digest: Digest, head: bool, scope: Scope, send: Send
-    ) -> None:
+    async def _blob(self, name: str, digest: Digest, head: bool, scope: Scope, send: Send) -> None:
         headers = _blob_headers(digest)
         if _not_modified(scope, headers[1][1]):
             await self.registry.blob_size(name, digest)
@@ -115,7 +115,7 @@ class PullRoutes:
             return
         reader = await self.registry.open_blob(name, digest)
         try:
-            await _stream(reader.size, reader.chunks, _header(scope, b"range"), headers, send)
+            await _stream(reader.size, reader.chunks, scope, headers, send, _file_of(reader))
         finally:
             await reader.aclose()
 
@@ -142,7 +142,7 @@ class PullRoutes:
                     return proxy.ranged(route, digest, start, length)
                 return proxy.fills.read(fill, start, length)
 
-            await _stream(fill.size, chunks, _header(scope, b"range"), headers, send)
+            await _stream(fill.size, chunks, scope, headers, send)
             return
         reader = source
         headers.append((b"x-portmesh-cache", b"hit"))
@@ -150,7 +150,7 @@ class PullRoutes:
             if head:
                 await _respond(send, 200, headers, head=True, length=reader.size)
             else:
-                await _stream(reader.size, reader.chunks, _header(scope, b"range"), headers, send)
+                await _stream(reader.size, reader.chunks, scope, headers, send, _file_of(reader))
         finally:
             await reader.aclose()
 
@@ -186,22 +186,28 @@ def _blob_headers(digest: Digest) -> list[tuple[bytes, bytes]]:
 async def _stream(
     size: int | None,
     chunks: Callable[[int, int | None], AsyncIterator[bytes]],
-    range_header: str | None,
+    scope: Scope,
     headers: list[tuple[bytes, bytes]],
     send: Send,
+    fileno: int | None = None,
 ) -> None:
-    """Send a blob body (or the requested range of it) from ``chunks(start, length)``.
+    """Send a blob body (or the requested range of it) from ``chunks(start, length)``,
+    or, given the open file's ``fileno`` and a server that takes ASGI's zerocopysend,
+    let the server send the file itself.
 
     An exception from ``chunks`` after the headers went out cuts the response short.
     """
     status, start, length = 200, 0, size
     if size is not None:
-        span = parse_range(range_header, size)
+        span = parse_range(_header(scope, b"range"), size)
         if span is not None:
             status, start, length = 206, span[0], span[1] - span[0] + 1
             headers.append((b"content-range", f"bytes {span[0]}-{span[1]}/{size}".encode()))
         headers.append(_length(length or 0))
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    if fileno is not None and ZEROCOPY in scope.get("extensions", ()):
+        await send({"type": ZEROCOPY, "file": fileno, "offset": start, "count": length})
+        return
     async for chunk in chunks(start, length):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
@@ -221,6 +227,11 @@ async def _respond(
         headers.append(_length(len(body) if length is None else length))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _file_of(reader: BlobReader) -> int | None:
+    """The open file of a filesystem store's reader (None for other stores)."""
+    return reader.fileno() if isinstance(reader, FsBlobReader) else None
 
 
 def _length(size: int) -> tuple[bytes, bytes]:

@@ -130,6 +130,12 @@ class FsBlobReader:
             pos += len(data)
             yield data
 
+    def fileno(self) -> int:
+        """The open file, for a server that sends it itself (``os.sendfile``)."""
+        if self._fd is None:
+            raise StorageError("reader is closed")
+        return self._fd
+
     async def aclose(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:

@@ -1,0 +1,253 @@
+"""The node's HTTP/1.1 server: ASGI applications over trio and h11, with zero-copy files.
+
+Pulls are most of what a node serves, and two costs decide their speed: the per-request
+machinery of the server (for a manifest GET it is most of the CPU) and copying blob bytes
+through Python. This server keeps the first small (one task per connection, requests
+handled inline, a small response goes out in one write) and removes the second: an
+application may answer with ASGI's ``http.response.zerocopysend`` extension and the bytes
+go from the page cache to the socket with ``os.sendfile``.
+
+- HTTP/1.1 (and 1.0) with keep-alive and pipelining, chunked or sized request bodies
+  streamed to the application as it reads them, ``Expect: 100-continue`` answered when
+  the application first reads the body, HEAD, ``Connection: close``.
+- Limits: a request head larger than ``MAX_HEAD`` gets 431; a malformed one 400; an idle
+  connection is closed after ``keep_alive`` seconds; a request head still incomplete
+  ``read_timeout`` seconds after its first bytes, or a body that stalls that long, ends
+  its connection.
+- An application that fails before answering gets a 500 for its request (the traceback
+  goes to the log, never to the client); one that fails or stops mid-answer ends the
+  connection, so a client never takes a short body for a whole one.
+- Shutdown (cancelling :func:`serve`): the listeners close at once, idle connections
+  close, requests in flight get ``grace`` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+import h11
+import trio
+
+from node.exchange import ClientGone, Exchange
+
+__all__ = ["MAX_HEAD", "Connection", "bind_sockets", "serve"]
+
+App = Callable[..., Awaitable[None]]
+
+MAX_HEAD = 64 * 1024
+READ_SIZE = 256 * 1024
+#: the largest piece of a file one ``sendfile`` call sends (other connections get turns)
+SENDFILE_PIECE = 8 * 1024 * 1024
+
+
+class Connection:
+    """One client connection: reads requests, runs the application for each, answers."""
+
+    def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
+        self.server = server
+        self.stream = stream
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        #: shielded: a shutdown reaches a connection through :meth:`_Server.close` only
+        self.scope = trio.CancelScope(shield=True)
+        self.idle = True
+        sock = stream.socket
+        self.client = _address(sock.getpeername())
+        self.local = _address(sock.getsockname())
+
+    async def run(self) -> None:
+        with self.scope:
+            try:
+                while not self.server.closing:
+                    event = await self.next_event(self.server.keep_alive, self.server.read_timeout)
+                    if not isinstance(event, h11.Request):
+                        return
+                    if _head_size(event) > MAX_HEAD:  # it arrived in one read
+                        raise h11.RemoteProtocolError("request head too large", 431)
+                    self.idle = False
+                    keep = await Exchange(self, event).run()
+                    self.idle = True
+                    if not keep or self.h11.our_state is not h11.DONE or not self._drained():
+                        return
+                    self.h11.start_next_cycle()
+            except h11.RemoteProtocolError as exc:
+                await self._refuse(exc)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone, OSError):
+                pass
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self.stream.aclose()
+
+    def _drained(self) -> bool:
+        """Consume what is left of the request in hand without waiting for the socket;
+        False if the application left body bytes that have not arrived yet."""
+        while self.h11.their_state is h11.SEND_BODY:
+            if self.h11.next_event() is h11.NEED_DATA:
+                return False
+        return self.h11.their_state is h11.DONE
+
+    async def next_event(self, wait: float, rest: float) -> Any:
+        """The next h11 event, reading as needed; None when nothing arrives for ``wait``
+        seconds or, once something did, the event is still incomplete ``rest`` seconds on."""
+        event = self.h11.next_event()
+        if event is not h11.NEED_DATA:  # pipelined, or body bytes already read
+            return event
+        with trio.move_on_after(wait) as waiting:
+            data = await self.stream.receive_some(READ_SIZE)
+            waiting.deadline = trio.current_time() + rest
+            while True:
+                self.h11.receive_data(data)
+                event = self.h11.next_event()
+                if event is not h11.NEED_DATA:
+                    return event
+                data = await self.stream.receive_some(READ_SIZE)
+        return None
+
+    async def _refuse(self, exc: h11.RemoteProtocolError) -> None:
+        """Answer a request the client got wrong (400, or 431 for a huge head)."""
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        status = exc.error_status_hint
+        body = f'{{"errors":[{{"code":"UNSUPPORTED","message":"{status}: bad request"}}]}}'
+        headers = [
+            ("content-type", "application/json"),
+            ("content-length", str(len(body))),
+            ("connection", "close"),
+        ]
+        try:
+            data = self.h11.send(h11.Response(status_code=status, headers=headers))
+            await self.stream.send_all(data + body.encode())
+        except (h11.LocalProtocolError, trio.BrokenResourceError, OSError):
+            pass
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientGone("the client went away") from exc
+
+    async def sendfile(self, fd: int, offset: int, count: int) -> None:
+        """Send ``count`` bytes of file ``fd`` from ``offset`` with ``os.sendfile``."""
+        sock = self.stream.socket
+        out = sock.fileno()
+        end = offset + count
+        while offset < end:
+            try:
+                sent = os.sendfile(out, fd, offset, min(end - offset, SENDFILE_PIECE))
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(sock)
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+                    raise ClientGone("the client went away") from exc
+                raise
+            if sent == 0:
+                raise OSError(f"the file ended {end - offset} bytes early")
+            offset += sent
+            await trio.lowlevel.checkpoint()
+
+
+class _Server:
+    def __init__(self, app: App, keep_alive: float, read_timeout: float) -> None:
+        self.app = app
+        self.keep_alive = keep_alive
+        self.read_timeout = read_timeout
+        self.closing = False
+        self.connections: set[Connection] = set()
+        self.drained = trio.Event()
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        if self.closing:
+            await stream.aclose()
+            return
+        try:
+            conn = Connection(self, stream)
+        except OSError:  # gone before it could be served
+            await stream.aclose()
+            return
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+            if self.closing and not self.connections:
+                self.drained.set()
+
+    def close(self, grace: float) -> None:
+        """Close idle connections now and busy ones after ``grace`` seconds."""
+        self.closing = True
+        deadline = trio.current_time() + grace
+        for conn in self.connections:
+            if conn.idle:
+                conn.scope.cancel()
+            else:
+                conn.scope.deadline = min(conn.scope.deadline, deadline)
+        if not self.connections:
+            self.drained.set()
+
+
+async def serve(
+    app: App,
+    sockets: Sequence[socket.socket],
+    *,
+    keep_alive: float = 5.0,
+    read_timeout: float = 60.0,
+    grace: float = 5.0,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on the listening ``sockets`` until cancelled; ``task_status`` gets
+    their ``host:port`` addresses once they accept."""
+    server = _Server(app, keep_alive, read_timeout)
+    listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(s)) for s in sockets]
+    binds = [_bind_text(s.getsockname()) for s in sockets]
+    async with trio.open_nursery() as connections:
+        try:
+            async with trio.open_nursery() as accepting:
+                await accepting.start(
+                    partial(trio.serve_listeners, handler_nursery=connections),
+                    server.handle,
+                    listeners,
+                )
+                task_status.started(binds)
+        finally:
+            server.close(grace)
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(grace + 1):
+                    await server.drained.wait()
+            connections.cancel_scope.cancel()
+
+
+def bind_sockets(listen: str, backlog: int = 1024) -> list[socket.socket]:
+    """Listening sockets for ``host:port`` (port 0: a free one)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return [sock]
+
+
+def _head_size(request: h11.Request) -> int:
+    return len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
+
+
+def _address(address: Any) -> tuple[str, int] | None:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return None
+
+
+def _bind_text(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
