@@ -1,6 +1,6 @@
 """The LMDB ``MetadataStore``: one environment, named sub-databases, one transaction a call.
 
-Several hypercorn worker processes share the environment; each opens it once (with the
+Several worker processes of a node share the environment; each opens it once (with the
 same ``map_size``) through :meth:`LmdbMetadataStore.open`, which also clears reader slots
 that killed processes left behind (``reader_check``).
 
