@@ -65,6 +65,8 @@ class Fill:
         self.received = 0
         self._recent: deque[tuple[int, bytes]] = deque(maxlen=KEEP)
         self.done = False
+        #: the digest checked out: readers may have the last byte (before it is stored)
+        self.verified = False
         self.error: BaseException | None = None
         self.ready = trio.Event()  # size known, or failed
         #: where readers find the bytes written so far
@@ -74,6 +76,10 @@ class Fill:
     def _notify(self) -> None:
         self._progress.set()
         self._progress = trio.Event()
+
+    def _verified(self) -> None:
+        self.verified = True
+        self._notify()
 
     def _received(self, data: bytes) -> None:
         self._recent.append((self.received, data))
@@ -168,7 +174,7 @@ class Fills:
                     await self._pump(fill, source, writer)
                 if fill.size is not None and fill.written != fill.size:
                     raise FillFailed(f"upstream sent {fill.written} of {fill.size} bytes")
-                size = await writer.commit(fill.digest)
+                size = await writer.commit(fill.digest, fill._verified)
                 await on_commit(size)
             fill.done = True
 
@@ -291,11 +297,16 @@ class Fills:
                     return
             elif fill.error is not None:
                 raise fill._failed()
+            elif (
+                fill.verified and fill.size is not None and pos >= min(end or fill.size, fill.size)
+            ):
+                return  # all of it, checked; storing it goes on without this reader
             else:
                 # The blob's last byte waits for the digest check, so a wrong blob can
-                # never reach a client complete: its response is cut one byte short.
+                # never reach a client complete: its response is cut one byte short. It
+                # need not wait for the blob to be durable and linked as well.
                 limit = fill.received
-                if fill.size is not None:
+                if fill.size is not None and not fill.verified:
                     limit = min(limit, fill.size - 1)
                 if pos < limit:
                     most = min(want, limit - pos)

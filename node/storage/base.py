@@ -14,7 +14,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -96,8 +96,10 @@ class BlobWriter(Protocol):
         """Tell other processes following this fill (``BlobStore.claim``) the final size."""
         ...
 
-    async def commit(self, expected: Digest) -> int:
-        """Verify, persist and publish; returns the blob's size."""
+    async def commit(self, expected: Digest, verified: Callable[[], None] | None = None) -> int:
+        """Verify, persist and publish; returns the blob's size. ``verified()`` is called
+        as soon as the content matches ``expected``, before it is made durable and visible
+        (a fill lets its readers have the last byte then)."""
         ...
 
     async def suspend(self) -> None: ...

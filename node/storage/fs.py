@@ -40,7 +40,7 @@ import fcntl
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import trio
@@ -244,7 +244,7 @@ class FsBlobWriter:
             os.fdatasync(fd)
             self._unsynced = 0
 
-    async def commit(self, expected: Digest) -> int:
+    async def commit(self, expected: Digest, verified: Callable[[], None] | None = None) -> int:
         fd = self._open_fd()
         try:
             if expected.algorithm == "sha256" and self._sha256 is not None:
@@ -254,6 +254,8 @@ class FsBlobWriter:
                 actual = await trio.to_thread.run_sync(_hash_file, self._path, expected.algorithm)
             if actual != expected.encoded:
                 raise DigestMismatch(expected, Digest(expected.algorithm, actual))
+            if verified is not None:
+                verified()
             await trio.to_thread.run_sync(os.fsync, fd)
             placed = await trio.to_thread.run_sync(
                 self._store._place, self._path, self._store._blob_path(expected)

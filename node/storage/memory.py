@@ -8,7 +8,7 @@ does its work without awaiting in the middle, so each call is atomic for trio ta
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -95,7 +95,7 @@ class MemoryBlobWriter:
             self._store._changed[self._session] = time.time()
         await trio.lowlevel.checkpoint()
 
-    async def commit(self, expected: Digest) -> int:
+    async def commit(self, expected: Digest, verified: Callable[[], None] | None = None) -> int:
         if self._done:
             raise StorageError("writer is closed")
         await trio.lowlevel.checkpoint()
@@ -105,6 +105,8 @@ class MemoryBlobWriter:
         actual = Digest.of(bytes(self._data), expected.algorithm)
         if actual != expected:
             raise DigestMismatch(expected, actual)
+        if verified is not None:
+            verified()
         self._store._blobs.setdefault(expected, bytes(self._data))
         return len(self._data)
 

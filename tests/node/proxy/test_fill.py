@@ -278,3 +278,28 @@ async def test_readers_near_the_front_are_served_from_memory() -> None:
         kept = [data for _, data in fill._recent]
         # Whole buffers went out as they are: the very objects received, not copies.
         assert any(any(chunk is data for data in kept) for chunk in served)
+
+
+async def test_readers_get_the_last_byte_once_verified_not_once_stored(tmp_path: Path) -> None:
+    """The digest check releases the last byte; placing and linking the blob come after."""
+    stored = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    store, upstream = FsBlobStore(tmp_path), Upstream(pause=0)
+    real_place = store._place
+
+    def slow_place(path: Path, dest: Path) -> bool:  # runs in a worker thread
+        trio.from_thread.run(stored.wait, trio_token=token)
+        return real_place(path, dest)
+
+    store._place = slow_place  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        fill = await fills.join(DIGEST, upstream.fetch, upstream.on_commit)
+        try:
+            with trio.fail_after(10):
+                assert await _read_all(fills, fill) == BLOB
+            assert fill.verified and not fill.done and upstream.commits == []
+            assert await store.stat(DIGEST) is None, "not visible before it is stored"
+        finally:
+            stored.set()  # the fill's thread waits for it
+    assert upstream.commits == [len(BLOB)] and await store.stat(DIGEST) == len(BLOB)
