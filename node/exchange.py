@@ -18,7 +18,7 @@ import trio
 if TYPE_CHECKING:
     from node.server import Connection
 
-__all__ = ["ClientGone", "Exchange"]
+__all__ = ["DRAIN_MAX", "ClientGone", "Exchange"]
 
 log = logging.getLogger("portmesh.node.server")
 
@@ -26,6 +26,9 @@ Message = MutableMapping[str, Any]
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 _EXTENSIONS: dict[str, Any] = {"http.response.zerocopysend": {}}
+#: the most request body bytes left unread that the server reads and drops after the
+#: answer, to keep the connection
+DRAIN_MAX = 1024 * 1024
 _NO_BODY = frozenset((204, 304))
 _REASONS = {int(s): s.phrase.encode() for s in HTTPStatus}
 
@@ -153,12 +156,22 @@ class Exchange:
         status = int(start["status"])
         headers = start.get("headers", [])
         sized = any(name.lower() == b"content-length" for name, _ in headers)
+        if self.conn.h11.their_state is h11.SEND_BODY and not self._drainable():
+            headers = [*headers, (b"connection", b"close")]
         if body is not None and status not in _NO_BODY and not self.head and not sized:
             headers = [*headers, (b"content-length", str(len(body)).encode())]
         self.started = True
         reason = _REASONS.get(status, b"")
         response = h11.Response(status_code=status, headers=headers, reason=reason)
         return self.conn.h11.send(response) or b""
+
+    def _drainable(self) -> bool:
+        """Whether the request body can be read to its end after the answer (it declares
+        a length of at most ``DRAIN_MAX``; a chunked one cannot tell)."""
+        for name, value in self.request.headers:
+            if name == b"content-length":
+                return int(value) <= DRAIN_MAX
+        return False
 
     async def _body(self, body: bytes, more: bool) -> None:
         if self.finished:

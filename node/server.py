@@ -14,6 +14,11 @@ go from the page cache to the socket with ``os.sendfile``.
   connection is closed after ``keep_alive`` seconds; a request head still incomplete
   ``read_timeout`` seconds after its first bytes, or a body that stalls that long, ends
   its connection.
+- A request body the application left unread is read and dropped after the answer when
+  at most ``DRAIN_MAX`` bytes of it are left (so the connection serves the next request);
+  an answer to a request with more left says ``Connection: close``, and the connection
+  then stops sending and reads for up to ``LINGER`` seconds before it closes, so that the
+  answer reaches the client rather than a reset.
 - An application that fails before answering gets a 500 for its request (the traceback
   goes to the log, never to the client); one that fails or stops mid-answer ends the
   connection, so a client never takes a short body for a whole one.
@@ -33,9 +38,9 @@ from typing import Any
 import h11
 import trio
 
-from node.exchange import ClientGone, Exchange
+from node.exchange import DRAIN_MAX, ClientGone, Exchange
 
-__all__ = ["MAX_HEAD", "Connection", "bind_sockets", "serve"]
+__all__ = ["DRAIN_MAX", "MAX_HEAD", "Connection", "bind_sockets", "serve"]
 
 App = Callable[..., Awaitable[None]]
 
@@ -43,6 +48,8 @@ MAX_HEAD = 64 * 1024
 READ_SIZE = 256 * 1024
 #: the largest piece of a file one ``sendfile`` call sends (other connections get turns)
 SENDFILE_PIECE = 8 * 1024 * 1024
+#: how long a connection closing with request bytes unread keeps reading them
+LINGER = 2.0
 
 
 class Connection:
@@ -71,7 +78,9 @@ class Connection:
                     self.idle = False
                     keep = await Exchange(self, event).run()
                     self.idle = True
-                    if not keep or self.h11.our_state is not h11.DONE or not self._drained():
+                    if not keep or self.h11.our_state is not h11.DONE:
+                        return
+                    if not await self._drain():
                         return
                     self.h11.start_next_cycle()
             except h11.RemoteProtocolError as exc:
@@ -80,15 +89,36 @@ class Connection:
                 pass
             finally:
                 with trio.CancelScope(shield=True):
-                    await self.stream.aclose()
+                    await self._close()
 
-    def _drained(self) -> bool:
-        """Consume what is left of the request in hand without waiting for the socket;
-        False if the application left body bytes that have not arrived yet."""
+    async def _drain(self) -> bool:
+        """Read and drop what the application left of the request body (at most
+        ``DRAIN_MAX`` bytes, each read within ``read_timeout``); whether it all came."""
+        budget = DRAIN_MAX
+        wait = self.server.read_timeout
         while self.h11.their_state is h11.SEND_BODY:
-            if self.h11.next_event() is h11.NEED_DATA:
+            event = await self.next_event(wait, wait)
+            if isinstance(event, h11.Data):
+                budget -= len(event.data)
+                if budget < 0:
+                    return False
+            elif event is None:
                 return False
         return self.h11.their_state is h11.DONE
+
+    async def _close(self) -> None:
+        """Close the connection; with request bytes still coming, stop sending first and
+        read them for a while (closing a socket that holds unread bytes resets it, and the
+        client could lose the answer it was sent)."""
+        if self.h11.their_state is h11.SEND_BODY:
+            with trio.move_on_after(LINGER):
+                try:
+                    await self.stream.send_eof()
+                    while await self.stream.receive_some(READ_SIZE):
+                        pass
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+        await self.stream.aclose()
 
     async def next_event(self, wait: float, rest: float) -> Any:
         """The next h11 event, reading as needed; None when nothing arrives for ``wait``

@@ -293,3 +293,44 @@ async def test_idle_connections_and_stalled_heads_are_closed() -> None:
             await stream.send_all(b"GET / HTTP/1.1\r\nHo")  # and nothing more
             with trio.fail_after(5):
                 assert await stream.receive_some(10) == b""
+
+
+async def refusing_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers 401 without reading the request body (as an auth check does)."""
+    await answer(send, 401, b"who are you?")
+
+
+async def test_an_unread_small_body_is_dropped_and_the_connection_kept() -> None:
+    async with running(refusing_app) as (address, _):
+        host, port = address.rsplit(":", 1)
+        async with await trio.open_tcp_stream(host, int(port)) as stream:
+            await stream.send_all(
+                b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234"
+            )
+            with trio.fail_after(5):
+                first = await stream.receive_some(65536)
+            assert first.startswith(b"HTTP/1.1 401 ") and first.endswith(b"who are you?")
+            assert b"connection: close" not in first.lower()
+            # the rest of the body arrives after the answer; the next request is served
+            await stream.send_all(b"56789GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+            with trio.fail_after(5):
+                second = await stream.receive_some(65536)
+            assert second.startswith(b"HTTP/1.1 401 ")
+
+
+async def test_an_answer_before_a_large_body_closes_without_a_reset() -> None:
+    """A client still sending a large body gets the whole answer and a clean close."""
+    async with running(refusing_app) as (address, _):
+        host, port = address.rsplit(":", 1)
+        size = 10 * 1024 * 1024
+        async with await trio.open_tcp_stream(host, int(port)) as stream:
+            head = f"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode()
+            await stream.send_all(head + bytes(1024 * 1024))
+            await trio.sleep(0.2)  # the answer is out, the server is closing
+            with trio.fail_after(5):
+                await stream.send_all(bytes(2 * 1024 * 1024))
+                got = b""
+                while chunk := await stream.receive_some(65536):
+                    got += chunk
+            assert got.startswith(b"HTTP/1.1 401 ") and got.endswith(b"who are you?")
+            assert b"connection: close" in got.lower()
