@@ -13,11 +13,13 @@
   manifest is served and marked stale. A circuit breaker stops asking an upstream that
   keeps failing, so a dead upstream never makes pulls wait.
 - Upstream 404s are remembered briefly (negative cache).
-- Blobs come through :class:`~node.proxy.fill.Fills`: one fetch per digest.
+- Blobs come through :class:`~node.proxy.fill.Fills`: one fetch per digest. The config
+  blob of an image manifest fetched from upstream is prefetched (``PREFETCH_MAX``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +43,16 @@ from portmesh.oci.manifest import parse_manifest
 
 __all__ = ["Breaker", "CachedManifest", "ProxyCache"]
 
+log = logging.getLogger("portmesh.proxy")
+
 NEGATIVE_TTL = 10.0
+#: a config blob at most this large is prefetched once its manifest came from upstream
+#: (skopeo asks for it after the layers; docker and containerd right away, and so fetch it
+#: themselves when they ask within ``PREFETCH_DELAY``)
+PREFETCH_MAX = 1024 * 1024
+#: how long a prefetch waits, so that the manifest's answer and the first layer the client
+#: asks for next go first (its file and metadata syncs would hold their start up)
+PREFETCH_DELAY = 0.1
 #: how much longer than the upstream's timeout a revalidation claim holds
 CLAIM_MARGIN = 1.0
 
@@ -98,6 +109,7 @@ class ProxyCache:
         clients: Mapping[str, Upstream],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        prefetch_delay: float = PREFETCH_DELAY,
     ) -> None:
         """``clock`` times breakers and the negative cache; ``wall`` (epoch seconds, as
         every process of the node shares it) times tag freshness."""
@@ -106,6 +118,7 @@ class ProxyCache:
         self.clients = clients
         self.clock = clock
         self.wall = wall
+        self.prefetch_delay = prefetch_delay
         #: the latest validation time of each tag this process has seen (the shared
         #: record only ever moves forward, so a fresh value here spares a store read)
         self._fresh: dict[tuple[str, str], float] = {}
@@ -125,12 +138,12 @@ class ProxyCache:
         meta, local = self.registry.meta, route.local
         cached = await meta.get_manifest(local, reference)
         if ":" in reference:
-            digest = parse_digest(reference)
+            parse_digest(reference)  # OCIError for a malformed one
             if cached is not None:
                 return CachedManifest(cached, "hit")
 
             async def fetch(client: Upstream) -> CachedManifest:
-                return CachedManifest(await self._fetch(client, route, digest, None), "miss")
+                return CachedManifest(await self._fetch(client, route, reference, None), "miss")
 
             return await self._ask(route, reference, None, fetch)
         key, ttl = (local, reference), route.upstream.tag_ttl
@@ -177,11 +190,14 @@ class ProxyCache:
     ) -> CachedManifest:
 
         async def revalidate(client: Upstream) -> CachedManifest:
-            resolved = await client.resolve(route.remote, reference)
-            if cached is not None and resolved.digest == cached.digest:
-                await self._checked(key)
-                return CachedManifest(cached, "revalidated")
-            record = await self._fetch(client, route, resolved.digest, reference)
+            if cached is None:  # nothing to compare with: one GET, not a HEAD and a GET
+                record = await self._fetch(client, route, reference, reference)
+            else:
+                resolved = await client.resolve(route.remote, reference)
+                if resolved.digest == cached.digest:
+                    await self._checked(key)
+                    return CachedManifest(cached, "revalidated")
+                record = await self._fetch(client, route, str(resolved.digest), reference)
             await self._checked(key)
             return CachedManifest(record, "miss")
 
@@ -194,12 +210,14 @@ class ProxyCache:
         self._fresh[key] = max(self._fresh.get(key, -1e18), now)
 
     async def _fetch(
-        self, client: Upstream, route: Route, digest: Digest, tag: str | None
+        self, client: Upstream, route: Route, reference: str, tag: str | None
     ) -> ManifestRecord:
-        fetched = await client.fetch_manifest(route.remote, str(digest))
+        """Fetch ``reference`` and cache it (``tag`` pointing at it); a config blob of an
+        image manifest starts coming into the cache too (see :meth:`_prefetch`)."""
+        fetched = await client.fetch_manifest(route.remote, reference)
         parsed = parse_manifest(fetched.body, fetched.media_type)
         record = ManifestRecord(
-            digest=digest,
+            digest=fetched.digest,
             media_type=parsed.media_type,
             body=fetched.body,
             subject=parsed.subject.digest if parsed.subject else None,
@@ -209,7 +227,24 @@ class ProxyCache:
         )
         # The blobs it references are fetched on demand, so none is required here.
         await self.registry.meta.put_manifest(route.local, record, tag=tag, blobs=(), children=())
+        config = parsed.blobs[0] if parsed.blobs else None
+        if config is not None and config.size <= PREFETCH_MAX:
+            self.fills.nursery.start_soon(self._prefetch, route, config.digest)
         return record
+
+    async def _prefetch(self, route: Route, digest: Digest) -> None:
+        """Start bringing a small blob into the cache before a client asks for it (the
+        fill goes on in the fills' nursery); a failure is left for the client's own request
+        to meet."""
+        await trio.sleep(self.prefetch_delay)
+        try:
+            if await self.registry.meta.blob_size(route.local, digest) is not None:
+                return
+            if await self.registry.blobs.stat(digest) is not None:
+                return  # in the store already: the client's request links it
+            await self._join(route, digest)
+        except Exception as exc:
+            log.debug("prefetching %s failed: %s", digest, exc)
 
     async def _ask(
         self,
@@ -308,6 +343,11 @@ class ProxyCache:
                 return await self.registry.open_blob(local, digest)
             except OCIError:
                 pass  # evicted meanwhile: fetch it again
+        return await self._join(route, digest)
+
+    async def _join(self, route: Route, digest: Digest) -> Fill:
+        """The fill of ``digest`` from the route's upstream, started unless running."""
+        meta, local = self.registry.meta, route.local
         client = self.clients[route.upstream.name]
 
         async def link(size: int) -> None:

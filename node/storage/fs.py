@@ -15,8 +15,9 @@ Layout::
 
 Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``os.write``
 while a sha256 hasher follows them: on the event loop, or for buffers of at least
-``THREAD_WRITE`` bytes (a cache fill's) in a worker thread, which also flushes them to
-disk every ``SYNC_EVERY`` bytes so that the fsync of ``commit`` has little left.
+``THREAD_WRITE`` bytes (a cache fill's) in a worker thread, which also starts writing them
+to disk every ``WRITEBACK_EVERY`` bytes, without waiting, so that the fsync of ``commit``
+has little left and the writer never stalls on the disk.
 ``commit`` verifies the digest (re-reading the file in a worker thread when the expected
 algorithm is not sha256 or the in-process hasher does not cover the whole session file,
 e.g. after a restart), fsyncs the file, renames it into ``blobs/`` and fsyncs the
@@ -36,6 +37,7 @@ dies, so a crashed fill never blocks the next one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import re
@@ -56,8 +58,8 @@ _HEX = re.compile(r"^[a-f0-9]+\Z")
 _SIZE_XATTR = "user.portmesh.size"
 #: writes this large are copied into the page cache and hashed in a worker thread
 THREAD_WRITE = 256 * 1024
-#: a writer in a worker thread fdatasyncs after this many bytes
-SYNC_EVERY = 8 * 1024 * 1024
+#: a writer in a worker thread starts the disk write of what it wrote after this many bytes
+WRITEBACK_EVERY = 8 * 1024 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -66,6 +68,22 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_sync_file_range = getattr(_libc, "sync_file_range", None)
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a range just written to disk, and return at once: Linux's
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; the pages stay cached for readers (an
+    ``fdatasync`` would wait for the disk instead: 4-5 ms per 8 MiB here). Elsewhere the
+    final fsync does it all."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def _hash_file(path: Path, algorithm: str) -> str:
@@ -240,8 +258,9 @@ class FsBlobWriter:
         if self._sha256 is not None:
             self._sha256.update(data)
         self._unsynced += len(data)
-        if flush and self._unsynced >= SYNC_EVERY:
-            os.fdatasync(fd)
+        if flush and self._unsynced >= WRITEBACK_EVERY:
+            end = self._size + len(data)  # ``size`` counts these bytes once this returns
+            _start_writeback(fd, end - self._unsynced, self._unsynced)
             self._unsynced = 0
 
     async def commit(self, expected: Digest, verified: Callable[[], None] | None = None) -> int:

@@ -199,6 +199,10 @@ async def test_worker_processes_share_tag_freshness(tmp_path: Path, nursery: tri
 
         assert await get_tag() == "miss"
         fetched = trio.current_time()
+        # The miss started bringing the image's config in too (a prefetch); once a client
+        # has it, no upstream request of it is left pending.
+        config = await r.client.get(f"/team/app/blobs/{r.image.config.digest}")
+        assert config.status_code == 200 and digest_of(config.content) == r.image.config.digest
         r.faults.requests.clear()
         states = [await get_tag() for _ in range(30)]
         assert trio.current_time() - fetched < ttl, "the GETs ran within the TTL"

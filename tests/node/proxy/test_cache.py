@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,7 +15,7 @@ import trio.testing
 from adapters.base import BlobStream, FetchedManifest, NotFound, Resolved, Unavailable
 from node.config import UpstreamConfig
 from node.proxy.cache import ProxyCache
-from node.proxy.fill import Fills
+from node.proxy.fill import Fill, Fills
 from node.proxy.router import Router
 from node.registry import Registry
 from node.storage.memory import MemoryBlobStore, MemoryMetadataStore
@@ -49,6 +49,9 @@ class ScriptedUpstream:
     delay: float = 0.0
     calls: list[str] = field(default_factory=list)
     rate_limit: Limit = field(default_factory=Limit)
+    #: blobs by digest (the config of ``_manifest("one")``), and the blob GETs asked for
+    blobs: dict[str, bytes] = field(default_factory=lambda: {str(Digest.of(b"one")): b"one"})
+    blob_calls: list[str] = field(default_factory=list)
 
     async def _step(self, call: str) -> None:
         self.calls.append(call)
@@ -77,7 +80,10 @@ class ScriptedUpstream:
     def open_blob(
         self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AbstractAsyncContextManager[BlobStream]:
-        raise AssertionError("not used here")
+        self.blob_calls.append(str(digest))
+        if str(digest) not in self.blobs:
+            raise NotFound(f"{digest} not found", status=404)
+        return _blob(self.blobs[str(digest)])
 
     async def list_tags(
         self, repo: str, n: int | None = None, last: str | None = None
@@ -90,6 +96,29 @@ class ScriptedUpstream:
 
     async def aclose(self) -> None:
         pass
+
+
+@dataclass
+class _Body:
+    body: bytes
+    status: int = 200
+    offset: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.body)
+
+    @property
+    def length(self) -> int:
+        return len(self.body)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+
+@asynccontextmanager
+async def _blob(body: bytes) -> AsyncIterator[BlobStream]:
+    yield _Body(body)
 
 
 class Clock:
@@ -108,9 +137,8 @@ async def setup() -> AsyncIterator[Setup]:
     upstream, clock, router = ScriptedUpstream(), Clock(), Router([config])
     registry = Registry(MemoryBlobStore(), MemoryMetadataStore())
     async with trio.open_nursery() as nursery:
-        cache = ProxyCache(
-            registry, Fills(registry.blobs, nursery), {"hub": upstream}, clock, wall=clock
-        )
+        fills = Fills(registry.blobs, nursery)
+        cache = ProxyCache(registry, fills, {"hub": upstream}, clock, wall=clock, prefetch_delay=0)
         yield cache, upstream, clock, router
         nursery.cancel_scope.cancel()
 
@@ -119,7 +147,7 @@ async def test_tag_within_ttl_asks_nothing_then_revalidates_with_a_head(setup: S
     cache, upstream, clock, router = setup
     route = router.route("hub/team/app")
     first = await cache.manifest(route, "v1")
-    assert first.state == "miss" and upstream.calls == ["HEAD v1", f"GET {first.record.digest}"]
+    assert first.state == "miss" and upstream.calls == ["GET v1"], "nothing cached: one GET"
     upstream.calls.clear()
     assert (await cache.manifest(route, "v1")).state == "hit"
     assert upstream.calls == [], "within the TTL nothing goes upstream"
@@ -129,6 +157,32 @@ async def test_tag_within_ttl_asks_nothing_then_revalidates_with_a_head(setup: S
     upstream.calls.clear()
     assert (await cache.manifest(route, str(first.record.digest))).state == "hit"
     assert upstream.calls == [], "by digest: immutable"
+
+
+async def test_a_manifest_from_upstream_brings_its_config_into_the_cache(setup: Setup) -> None:
+    cache, upstream, _clock, router = setup
+    route = router.route("hub/team/app")
+    config = Digest.of(b"one")
+    await cache.manifest(route, "v1")
+    await trio.testing.wait_all_tasks_blocked()
+    assert upstream.blob_calls == [str(config)]
+    assert await cache.registry.blobs.stat(config) == 3
+    source = await cache.blob(route, config)
+    assert not isinstance(source, Fill), "the client's own request finds it cached"
+    await source.aclose()
+    assert upstream.blob_calls == [str(config)]
+
+
+async def test_a_failed_prefetch_is_left_for_the_clients_request(setup: Setup) -> None:
+    cache, upstream, _clock, router = setup
+    route = router.route("hub/team/app")
+    upstream.blobs.clear()
+    assert (await cache.manifest(route, "v1")).state == "miss"
+    await trio.testing.wait_all_tasks_blocked()
+    with pytest.raises(OCIError) as info:
+        await cache.blob(route, Digest.of(b"one"))
+    assert info.value.code == "BLOB_UNKNOWN"
+    assert upstream.blob_calls == [str(Digest.of(b"one"))] * 2
 
 
 @pytest.mark.parametrize(

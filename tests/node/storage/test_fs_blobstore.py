@@ -115,6 +115,34 @@ async def test_resumed_session_in_same_process_is_not_reread(
     assert reads == [tmp_path / "uploads" / sid]
 
 
+async def test_large_writes_start_their_disk_write_without_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kicked: list[tuple[int, int]] = []
+    real = fs._start_writeback
+
+    def spy(fd: int, offset: int, length: int) -> None:
+        kicked.append((offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(fs, "_start_writeback", spy)
+    monkeypatch.setattr(fs, "WRITEBACK_EVERY", 2 * fs.THREAD_WRITE)
+    piece, store, sid = os.urandom(fs.THREAD_WRITE), FsBlobStore(tmp_path), uuid.uuid4().hex
+    writer = await store.create(sid)
+    await writer.write(b"small, on the event loop ")
+    await writer.suspend()
+    start = len(b"small, on the event loop ")
+    writer = await store.create(sid)
+    for _ in range(5):
+        await writer.write(piece)
+    assert kicked == [(start, 2 * len(piece)), (start + 2 * len(piece), 2 * len(piece))]
+    digest = Digest.of(b"small, on the event loop " + piece * 5)
+    assert await writer.commit(digest) == start + 5 * len(piece)
+    reader = await store.open(digest)
+    assert b"".join([c async for c in reader.chunks()]) == b"small, on the event loop " + piece * 5
+    await reader.aclose()
+
+
 async def test_session_grown_elsewhere_is_rehashed(tmp_path: Path) -> None:
     store = FsBlobStore(tmp_path)
     sid = uuid.uuid4().hex
