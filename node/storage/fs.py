@@ -17,7 +17,8 @@ Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``o
 while a sha256 hasher follows them: on the event loop, or for buffers of at least
 ``THREAD_WRITE`` bytes (a cache fill's) in a worker thread, which also starts writing them
 to disk every ``WRITEBACK_EVERY`` bytes, without waiting, so that the fsync of ``commit``
-has little left and the writer never stalls on the disk.
+has little left and the writer never stalls on the disk. A cache fill's writer writes past
+the page cache instead (``O_DIRECT``, see :mod:`node.storage.direct`).
 ``commit`` verifies the digest (re-reading the file in a worker thread when the expected
 algorithm is not sha256 or the in-process hasher does not cover the whole session file,
 e.g. after a restart), fsyncs the file, renames it into ``blobs/`` and fsyncs the
@@ -48,6 +49,7 @@ from pathlib import Path
 import trio
 
 from node.storage.base import BlobNotFound, Claim, DigestMismatch, StorageError
+from node.storage.direct import DirectFile
 from portmesh.oci.digest import ALGORITHMS, Digest, Hasher, hasher
 
 __all__ = ["CHUNK_SIZE", "FsBlobReader", "FsBlobStore", "FsBlobWriter"]
@@ -205,7 +207,10 @@ class FsBlobWriter:
         session: str | None,
         size: int,
         sha256: Hasher | None,
+        *,
+        direct: bool = False,
     ) -> None:
+        """``direct``: write the bytes of large writes past the page cache."""
         self._store = store
         self._path = path
         self._fd: int | None = fd
@@ -216,6 +221,8 @@ class FsBlobWriter:
         self._sha256 = sha256
         self._committed = False
         self._unsynced = 0
+        self._may_go_direct = direct
+        self._direct: DirectFile | None = None
 
     @property
     def size(self) -> int:
@@ -234,17 +241,35 @@ class FsBlobWriter:
         # The descriptor stays open after commit moved the file, until aclose.
         if self._fd is None:
             raise StorageError("writer is closed")
-        return os.pread(self._fd, max(0, min(length, self._size - offset)), offset)
+        length = max(0, min(length, self._size - offset))
+        direct = self._direct
+        if direct is not None:
+            return direct.read(offset, length)
+        return os.pread(self._fd, length, offset)
 
     def _close_fd(self) -> None:
+        self._end_direct(write_tail=False)
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 
+    def _end_direct(self, write_tail: bool) -> None:
+        """Stop writing past the page cache; the ordinary descriptor goes on from the end."""
+        direct, self._direct = self._direct, None
+        if direct is None:
+            return
+        if not write_tail:
+            direct.close()
+            return
+        direct.finish()
+        if self._fd is not None:
+            os.lseek(self._fd, direct.end, os.SEEK_SET)
+
     async def write(self, data: bytes) -> None:
         fd = self._open_fd()
         await trio.lowlevel.checkpoint_if_cancelled()
-        if len(data) >= THREAD_WRITE:  # not abandoned on cancel: a write is never half done
+        threaded = len(data) >= THREAD_WRITE or self._direct is not None
+        if threaded:  # not abandoned on cancel: a write is never half done
             await trio.to_thread.run_sync(self._write_sync, fd, data, True)
         else:
             self._write_sync(fd, data, False)
@@ -252,6 +277,17 @@ class FsBlobWriter:
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def _write_sync(self, fd: int, data: bytes, flush: bool) -> None:
+        if flush and self._may_go_direct:
+            self._may_go_direct = False
+            self._direct = DirectFile.open(self._path, fd, self._size)
+        direct = self._direct
+        if direct is not None:
+            direct.write(data)
+            if self._sha256 is not None:
+                self._sha256.update(data)
+            if direct.fallen_back:
+                self._end_direct(write_tail=True)
+            return
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -266,6 +302,7 @@ class FsBlobWriter:
     async def commit(self, expected: Digest, verified: Callable[[], None] | None = None) -> int:
         fd = self._open_fd()
         try:
+            self._end_direct(write_tail=True)
             if expected.algorithm == "sha256" and self._sha256 is not None:
                 actual = self._sha256.hexdigest()
             else:
@@ -294,6 +331,7 @@ class FsBlobWriter:
         if self._session is None:
             raise StorageError("only a session writer can be suspended")
         try:
+            self._end_direct(write_tail=True)
             await trio.to_thread.run_sync(os.fsync, fd)
         finally:
             self._close_fd()
@@ -452,7 +490,8 @@ class FsBlobStore:
                 os.close(fd)
                 continue
             os.ftruncate(fd, 0)
-            return Claim(writer=FsBlobWriter(self, path, fd, None, 0, hasher("sha256")))
+            writer = FsBlobWriter(self, path, fd, None, 0, hasher("sha256"), direct=True)
+            return Claim(writer=writer)
 
     async def session_size(self, session: str) -> int | None:
         path = self._session_path(session)
