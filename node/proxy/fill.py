@@ -10,6 +10,11 @@ its last byte reaches no client before that. A mismatch, a cut stream or the fil
 deadline caches nothing and raises :class:`FillFailed` in every reader, which aborts their
 responses: a client never gets a complete-looking wrong blob. A client that goes away
 only stops its own reader; the fill goes on for the others and the next pull.
+
+A fill keeps pace with its fastest reader: it takes the next bytes from upstream once that
+reader is within ``LEAD`` bytes of them, or ``PACE_WAIT`` seconds later, so that a client
+about as fast as the upstream is served from memory rather than reading the store's file
+back, and a slow or stalled one never holds the fill up for long.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ AHEAD = 4
 KEEP = 6
 #: how often a process following another's fill looks at its file
 FOLLOW_INTERVAL = 0.01
+#: how far the fill runs ahead of its fastest reader before it waits for it (well within
+#: the ``KEEP`` buffers in memory)
+LEAD = (KEEP - 2) * CHUNK
+#: the longest a fill waits for its fastest reader before it goes on without it
+PACE_WAIT = 0.05
 
 
 class Source(Protocol):
@@ -72,10 +82,28 @@ class Fill:
         #: where readers find the bytes written so far
         self.writer: BlobWriter | PartialBlob | None = None
         self._progress = trio.Event()
+        #: readers reading, and the furthest position any of them has been given
+        self.readers = 0
+        self.taken = 0
+        self._taking = trio.Event()
 
     def _notify(self) -> None:
         self._progress.set()
         self._progress = trio.Event()
+
+    def _took(self, pos: int) -> None:
+        if pos > self.taken:
+            self.taken = pos
+            self._taking.set()
+            self._taking = trio.Event()
+
+    async def _keep_pace(self) -> None:
+        """Wait (up to ``PACE_WAIT``) while readers read and the fastest is ``LEAD``
+        bytes or more behind what was received."""
+        if self.readers and self.received - self.taken >= LEAD:
+            with trio.move_on_after(PACE_WAIT):
+                while self.readers and self.received - self.taken >= LEAD:
+                    await self._taking.wait()
 
     def _verified(self) -> None:
         self.verified = True
@@ -212,6 +240,7 @@ class Fills:
                             pending, held = [], 0
                             fill._received(data)
                             await send.send(data)
+                            await fill._keep_pace()
                     if held:
                         data = b"".join(pending)
                         fill._received(data)
@@ -279,42 +308,49 @@ class Fills:
         Raises :class:`FillFailed` (after whatever bytes were already yielded) when the
         fill fails, so the response it feeds is cut short instead of completed.
         """
-        end = None if length is None else offset + length
-        pos = offset
-        while end is None or pos < end:
-            want = CHUNK if end is None else min(CHUNK, end - pos)
-            data: bytes | None = None
-            if fill.done:
-                data = fill._from_memory(pos, want)
-                if data is None:
-                    reader = await self.blobs.open(fill.digest)
-                    try:
-                        rest = None if end is None else end - pos
-                        async for chunk in reader.chunks(pos, rest):
-                            yield chunk
-                    finally:
-                        await reader.aclose()
-                    return
-            elif fill.error is not None:
-                raise fill._failed()
-            elif (
-                fill.verified and fill.size is not None and pos >= min(end or fill.size, fill.size)
-            ):
-                return  # all of it, checked; storing it goes on without this reader
-            else:
-                # The blob's last byte waits for the digest check, so a wrong blob can
-                # never reach a client complete: its response is cut one byte short. It
-                # need not wait for the blob to be durable and linked as well.
-                limit = fill.received
-                if fill.size is not None and not fill.verified:
-                    limit = min(limit, fill.size - 1)
-                if pos < limit:
-                    most = min(want, limit - pos)
-                    data = fill._from_memory(pos, most)
-                    if data is None and fill.writer is not None and pos < fill.written:
-                        data = fill.writer.read_back(pos, min(most, fill.written - pos))
-            if data:
-                pos += len(data)
-                yield data
-            else:
-                await fill._wait()
+        fill.readers += 1
+        try:
+            end = None if length is None else offset + length
+            pos = offset
+            while end is None or pos < end:
+                want = CHUNK if end is None else min(CHUNK, end - pos)
+                data: bytes | None = None
+                if fill.done:
+                    data = fill._from_memory(pos, want)
+                    if data is None:
+                        reader = await self.blobs.open(fill.digest)
+                        try:
+                            rest = None if end is None else end - pos
+                            async for chunk in reader.chunks(pos, rest):
+                                yield chunk
+                        finally:
+                            await reader.aclose()
+                        return
+                elif fill.error is not None:
+                    raise fill._failed()
+                elif (
+                    fill.verified
+                    and fill.size is not None
+                    and pos >= min(end or fill.size, fill.size)
+                ):
+                    return  # all of it, checked; storing it goes on without this reader
+                else:
+                    # The blob's last byte waits for the digest check, so a wrong blob can
+                    # never reach a client complete: its response is cut one byte short. It
+                    # need not wait for the blob to be durable and linked as well.
+                    limit = fill.received
+                    if fill.size is not None and not fill.verified:
+                        limit = min(limit, fill.size - 1)
+                    if pos < limit:
+                        most = min(want, limit - pos)
+                        data = fill._from_memory(pos, most)
+                        if data is None and fill.writer is not None and pos < fill.written:
+                            data = fill.writer.read_back(pos, min(most, fill.written - pos))
+                if data:
+                    pos += len(data)
+                    fill._took(pos)
+                    yield data
+                else:
+                    await fill._wait()
+        finally:
+            fill.readers -= 1

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from node.proxy.fill import Fill, FillFailed, Fills, Source
+from node.proxy.fill import CHUNK, LEAD, PACE_WAIT, Fill, FillFailed, Fills, Source
 from node.storage.base import Claim
 from node.storage.fs import FsBlobStore
 from node.storage.memory import MemoryBlobStore
@@ -303,3 +303,45 @@ async def test_readers_get_the_last_byte_once_verified_not_once_stored(tmp_path:
         finally:
             stored.set()  # the fill's thread waits for it
     assert upstream.commits == [len(BLOB)] and await store.stat(DIGEST) == len(BLOB)
+
+
+BIG = os.urandom(24 * 1024 * 1024 + 5)
+
+
+async def test_the_fill_keeps_pace_with_its_fastest_reader() -> None:
+    """A reader a little slower than the upstream finds every byte in memory: the fill
+    waits for it instead of running ahead into the store's file."""
+    store, upstream = MemoryBlobStore(), Upstream(body=BIG, size=len(BIG), pause=0)
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        fill = await fills.join(Digest.of(BIG), upstream.fetch, upstream.on_commit)
+        got, ahead = bytearray(), []
+        async for chunk in fills.read(fill):
+            ahead.append(fill.received - len(got))
+            got += chunk
+            await trio.sleep(0.002)  # slower than the upstream
+        assert bytes(got) == BIG
+        assert max(ahead) <= LEAD + CHUNK, "never further ahead than the lead and a buffer"
+        assert fill.readers == 0
+
+
+async def test_a_stalled_reader_holds_the_fill_up_only_briefly() -> None:
+    store, upstream = MemoryBlobStore(), Upstream(body=BIG, size=len(BIG), pause=0)
+    committed = trio.Event()
+
+    async def on_commit(size: int) -> None:
+        await upstream.on_commit(size)
+        committed.set()
+
+    async with trio.open_nursery() as nursery:
+        fills = Fills(store, nursery)
+        fill = await fills.join(Digest.of(BIG), upstream.fetch, on_commit)
+        reader = fills.read(fill)
+        await reader.__anext__()  # one buffer, then it reads no more (and stays open)
+        assert fill.readers == 1
+        waits = (len(BIG) - LEAD) // (CHUNK // 2) + 1
+        with trio.fail_after(waits * PACE_WAIT + 5):
+            await committed.wait()
+        assert upstream.commits == [len(BIG)] and fill.readers == 1
+        await reader.aclose()
+        assert fill.readers == 0
