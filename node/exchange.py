@@ -166,12 +166,15 @@ class Exchange:
         return self.conn.h11.send(response) or b""
 
     def _drainable(self) -> bool:
-        """Whether the request body can be read to its end after the answer (it declares
-        a length of at most ``DRAIN_MAX``; a chunked one cannot tell)."""
-        for name, value in self.request.headers:
+        """Whether the request body can be read to its end after the answer: none at all,
+        or a declared length of at most ``DRAIN_MAX`` (a chunked one cannot tell)."""
+        headers = self.request.headers
+        if any(name == b"transfer-encoding" for name, _ in headers):
+            return False
+        for name, value in headers:
             if name == b"content-length":
                 return int(value) <= DRAIN_MAX
-        return False
+        return True
 
     async def _body(self, body: bytes, more: bool) -> None:
         if self.finished:

@@ -334,3 +334,21 @@ async def test_an_answer_before_a_large_body_closes_without_a_reset() -> None:
                     got += chunk
             assert got.startswith(b"HTTP/1.1 401 ") and got.endswith(b"who are you?")
             assert b"connection: close" in got.lower()
+
+
+async def test_answers_keep_the_connection_unless_a_large_body_is_left() -> None:
+    """GETs (no body), small unread bodies: keep-alive; a chunked or large unread body:
+    ``Connection: close``."""
+    async with running(refusing_app) as (address, _), httpx.AsyncClient() as http:
+        url = f"http://{address}/x"
+        for method, content in (("GET", None), ("POST", b"small"), ("PUT", b"")):
+            answer = await http.request(method, url, content=content)
+            assert answer.status_code == 401 and "connection" not in answer.headers, method
+
+        async def chunked() -> AsyncIterator[bytes]:
+            yield b"streamed"
+
+        answer = await http.post(url, content=chunked())
+        assert answer.headers["connection"] == "close"
+        answer = await http.put(url, content=bytes(2 * 1024 * 1024))
+        assert answer.headers["connection"] == "close"
