@@ -1,12 +1,12 @@
-"""Writing a file past the page cache (``O_DIRECT``), for cache fills.
+"""Writing a file past the page cache (``O_DIRECT``), for blobs written in large pieces.
 
-A cache fill writes a blob the node has never had, often hundreds of MiB, while its
-client waits. Through the page cache every 4 KiB of it costs a newly allocated page: on
-the project's 2-core VM a buffered write of 256 MiB took 0.27-0.65 CPU-s (the host backs
-guest memory on first touch), against 0.015 CPU-s and a third of the time with
-``O_DIRECT``, and it is CPU the client's own pull needs. A fill's readers take its latest
-bytes from memory, so the page cache gains little from holding the whole file; a later
-reader of the blob reads it from disk once.
+A cache fill or an upload writes a blob the node has never had, often hundreds of MiB,
+while a client waits. Through the page cache every 4 KiB of it costs a newly allocated
+page: on the project's 2-core VM a buffered write of 256 MiB took 0.27-0.65 CPU-s (the
+host backs guest memory on first touch), against 0.015 CPU-s and a third of the time with
+``O_DIRECT``, and it is CPU the client needs. A fill's readers take its latest bytes from
+memory, so the page cache gains little from holding the whole file; a later reader of
+the blob reads it from disk once.
 
 ``O_DIRECT`` wants block-aligned offsets, lengths and buffers, so :class:`DirectFile`
 copies the bytes into an aligned staging buffer and writes whole blocks of it; the last

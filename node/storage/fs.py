@@ -17,8 +17,9 @@ Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``o
 while a sha256 hasher follows them: on the event loop, or for buffers of at least
 ``THREAD_WRITE`` bytes (a cache fill's) in a worker thread, which also starts writing them
 to disk every ``WRITEBACK_EVERY`` bytes, without waiting, so that the fsync of ``commit``
-has little left and the writer never stalls on the disk. A cache fill's writer writes past
-the page cache instead (``O_DIRECT``, see :mod:`node.storage.direct`).
+has little left and the writer never stalls on the disk. A writer whose first large write
+starts at a block boundary (a cache fill's, an upload's) writes past the page cache
+instead (``O_DIRECT``, see :mod:`node.storage.direct`).
 ``commit`` verifies the digest (re-reading the file in a worker thread when the expected
 algorithm is not sha256 or the in-process hasher does not cover the whole session file,
 e.g. after a restart), fsyncs the file, renames it into ``blobs/`` and fsyncs the
@@ -207,10 +208,7 @@ class FsBlobWriter:
         session: str | None,
         size: int,
         sha256: Hasher | None,
-        *,
-        direct: bool = False,
     ) -> None:
-        """``direct``: write the bytes of large writes past the page cache."""
         self._store = store
         self._path = path
         self._fd: int | None = fd
@@ -221,7 +219,8 @@ class FsBlobWriter:
         self._sha256 = sha256
         self._committed = False
         self._unsynced = 0
-        self._may_go_direct = direct
+        #: the first large write decides whether the bytes go past the page cache
+        self._may_go_direct = True
         self._direct: DirectFile | None = None
 
     @property
@@ -490,8 +489,7 @@ class FsBlobStore:
                 os.close(fd)
                 continue
             os.ftruncate(fd, 0)
-            writer = FsBlobWriter(self, path, fd, None, 0, hasher("sha256"), direct=True)
-            return Claim(writer=writer)
+            return Claim(writer=FsBlobWriter(self, path, fd, None, 0, hasher("sha256")))
 
     async def session_size(self, session: str) -> int | None:
         path = self._session_path(session)

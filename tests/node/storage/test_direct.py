@@ -99,3 +99,25 @@ async def test_a_fill_that_fails_leaves_nothing(tmp_path: Path) -> None:
     await claim.writer.aclose()
     assert not list((tmp_path / "tmp").iterdir())
     assert await store.stat(Digest.of(data)) is None
+
+
+async def test_an_upload_session_goes_direct_and_resumes_after_a_suspend(tmp_path: Path) -> None:
+    """A session's first writer starts at 0 and goes direct; its tail is in the file once
+    suspended; the next writer starts past a block boundary and writes through the cache."""
+    store, sid = FsBlobStore(tmp_path), "session-1"
+    first, second = os.urandom(STAGE + 1000), os.urandom(STAGE + 7)
+    writer = await store.create(sid)
+    await writer.write(first)
+    assert writer._direct is not None  # type: ignore[attr-defined]
+    await writer.suspend()
+    assert (tmp_path / "uploads" / sid).read_bytes() == first, "the tail was written"
+    writer = await store.create(sid)
+    assert writer.size == len(first)
+    await writer.write(second)
+    assert writer._direct is None  # type: ignore[attr-defined]
+    digest = Digest.of(first + second)
+    assert await writer.commit(digest) == len(first) + len(second)
+    await writer.aclose()
+    reader = await store.open(digest)
+    assert b"".join([c async for c in reader.chunks()]) == first + second
+    await reader.aclose()
