@@ -11,9 +11,10 @@ the blob reads it from disk once.
 ``O_DIRECT`` wants block-aligned offsets, lengths and buffers, so :class:`DirectFile`
 copies the bytes into an aligned staging buffer and writes whole blocks of it; the last
 bytes, short of a block, wait in :attr:`DirectFile.tail` (readable meanwhile) until
-:meth:`DirectFile.finish` writes them through the ordinary descriptor. A filesystem
-without ``O_DIRECT`` (tmpfs) gets ordinary writes: :meth:`DirectFile.open` returns None,
-and a direct write the device refuses is done through the ordinary descriptor instead.
+:meth:`DirectFile.finish` writes them through the ordinary descriptor. A writer that
+starts inside a block reads that block's first bytes back and writes them again with it.
+A filesystem without ``O_DIRECT`` gets ordinary writes (:meth:`DirectFile.open` returns
+None), and a direct write the device refuses is done through the ordinary descriptor.
 """
 
 from __future__ import annotations
@@ -58,15 +59,26 @@ class DirectFile:
 
     @classmethod
     def open(cls, path: Path, buffered_fd: int, start: int) -> DirectFile | None:
-        """A direct writer of ``path`` from ``start`` (a multiple of ``ALIGN``); None
-        where the filesystem has no ``O_DIRECT``."""
-        if start % ALIGN or not hasattr(os, "O_DIRECT"):
+        """A direct writer of ``path`` from ``start``; None where the filesystem has no
+        ``O_DIRECT``. The bytes of ``start``'s block before it are read back into the
+        staging buffer, to be written again with the block."""
+        if not hasattr(os, "O_DIRECT"):
             return None
         try:
             fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
         except OSError:
             return None
-        return cls(fd, buffered_fd, start)
+        writer = cls(fd, buffered_fd, start - start % ALIGN)
+        if start % ALIGN:
+            try:
+                head = os.pread(buffered_fd, start % ALIGN, writer._at)
+            except OSError:
+                writer.close()
+                raise
+            writer._view[: len(head)] = head
+            writer._held = len(head)
+            writer.tail = (writer._at, head)
+        return writer
 
     @property
     def end(self) -> int:
@@ -90,7 +102,7 @@ class DirectFile:
                     self.fallen_back = True  # the device wants other alignment
             if self.fallen_back:
                 whole = self._held
-                _pwrite_all(self._buffered, self._view[:whole], self._at)
+                self._write_buffered(self._view[:whole], self._at)
             rest = self._held - whole
             if rest:
                 self._stage.move(0, whole, rest)
@@ -112,9 +124,16 @@ class DirectFile:
     def finish(self) -> None:
         """Write the tail through the ordinary descriptor and close the direct one."""
         at, tail = self.tail
-        _pwrite_all(self._buffered, memoryview(tail), at)
+        self._write_buffered(memoryview(tail), at)
         self.tail = (at + len(tail), b"")
         self.close()
+
+    def _write_buffered(self, data: memoryview, offset: int) -> None:
+        """Write ``data`` at ``offset`` through the ordinary descriptor, from the file's
+        end on: what is before it is there already (the same bytes), and a descriptor
+        opened with ``O_APPEND`` writes nowhere else."""
+        skip = max(0, os.fstat(self._buffered).st_size - offset)
+        _pwrite_all(self._buffered, data[skip:], offset + skip)
 
     def close(self) -> None:
         """Close without writing the tail."""

@@ -17,13 +17,14 @@ Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``o
 while a sha256 hasher follows them: on the event loop, or for buffers of at least
 ``THREAD_WRITE`` bytes (a cache fill's) in a worker thread, which also starts writing them
 to disk every ``WRITEBACK_EVERY`` bytes, without waiting, so that the fsync of ``commit``
-has little left and the writer never stalls on the disk. A writer whose first large write
-starts at a block boundary (a cache fill's, an upload's) writes past the page cache
-instead (``O_DIRECT``, see :mod:`node.storage.direct`).
+has little left and the writer never stalls on the disk. A writer that gets a large
+write (a cache fill's, an upload's) writes past the page cache from then on instead
+(``O_DIRECT``, see :mod:`node.storage.direct`).
 ``commit`` verifies the digest (re-reading the file in a worker thread when the expected
 algorithm is not sha256 or the in-process hasher does not cover the whole session file,
-e.g. after a restart), fsyncs the file, renames it into ``blobs/`` and fsyncs the
-directory; only then is the blob visible.
+e.g. after a restart, unless the process that suspended the session recorded the sha256
+of exactly its bytes in an extended attribute), fsyncs the file, renames it into
+``blobs/`` and fsyncs the directory; only then is the blob visible.
 
 Readers open the file descriptor in :meth:`FsBlobStore.open`, so a concurrent delete does
 not disturb them, and read 1 MiB chunks with ``os.pread`` on the event loop.
@@ -59,6 +60,8 @@ CHUNK_SIZE = 1024 * 1024
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 _HEX = re.compile(r"^[a-f0-9]+\Z")
 _SIZE_XATTR = "user.portmesh.size"
+#: on a suspended session's file: "<size>:<sha256 hex>" of its bytes, for another process
+_SHA256_XATTR = "user.portmesh.sha256"
 #: writes this large are copied into the page cache and hashed in a worker thread
 THREAD_WRITE = 256 * 1024
 #: a writer in a worker thread starts the disk write of what it wrote after this many bytes
@@ -302,8 +305,11 @@ class FsBlobWriter:
         fd = self._open_fd()
         try:
             self._end_direct(write_tail=True)
-            if expected.algorithm == "sha256" and self._sha256 is not None:
-                actual = self._sha256.hexdigest()
+            known = None
+            if expected.algorithm == "sha256":
+                known = self._sha256.hexdigest() if self._sha256 else self._recorded_sha256()
+            if known is not None:
+                actual = known
             else:
                 hasher(expected.algorithm)  # raises UNSUPPORTED before any thread work
                 actual = await trio.to_thread.run_sync(_hash_file, self._path, expected.algorithm)
@@ -325,6 +331,17 @@ class FsBlobWriter:
             self._store._added(self._size)
         return self._size
 
+    def _recorded_sha256(self) -> str | None:
+        """The sha256 the process that suspended this session recorded on its file, if
+        it covers exactly the bytes in it (this writer added none)."""
+        if self._fd is None or self._session is None or self._size != self._initial:
+            return None
+        try:
+            size, _, hexdigest = os.getxattr(self._fd, _SHA256_XATTR).decode().partition(":")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return hexdigest if size == str(self._size) and _HEX.match(hexdigest) else None
+
     async def suspend(self) -> None:
         fd = self._open_fd()
         if self._session is None:
@@ -332,6 +349,10 @@ class FsBlobWriter:
         try:
             self._end_direct(write_tail=True)
             await trio.to_thread.run_sync(os.fsync, fd)
+            if self._sha256 is not None:  # for a commit in another worker process
+                record = f"{self._size}:{self._sha256.hexdigest()}".encode()
+                with contextlib.suppress(OSError):  # a filesystem without user xattrs
+                    os.setxattr(fd, _SHA256_XATTR, record)
         finally:
             self._close_fd()
         if self._sha256 is not None:

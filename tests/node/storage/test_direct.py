@@ -102,8 +102,8 @@ async def test_a_fill_that_fails_leaves_nothing(tmp_path: Path) -> None:
 
 
 async def test_an_upload_session_goes_direct_and_resumes_after_a_suspend(tmp_path: Path) -> None:
-    """A session's first writer starts at 0 and goes direct; its tail is in the file once
-    suspended; the next writer starts past a block boundary and writes through the cache."""
+    """A session's writers go direct, the second one from inside a block; the tail is in
+    the file once suspended."""
     store, sid = FsBlobStore(tmp_path), "session-1"
     first, second = os.urandom(STAGE + 1000), os.urandom(STAGE + 7)
     writer = await store.create(sid)
@@ -114,10 +114,31 @@ async def test_an_upload_session_goes_direct_and_resumes_after_a_suspend(tmp_pat
     writer = await store.create(sid)
     assert writer.size == len(first)
     await writer.write(second)
-    assert writer._direct is None  # type: ignore[attr-defined]
+    assert writer._direct is not None  # type: ignore[attr-defined]
+    assert writer.read_back(len(first) - 3, 10) == (first + second)[len(first) - 3 :][:10]
     digest = Digest.of(first + second)
     assert await writer.commit(digest) == len(first) + len(second)
     await writer.aclose()
     reader = await store.open(digest)
     assert b"".join([c async for c in reader.chunks()]) == first + second
     await reader.aclose()
+
+
+@pytest.mark.parametrize("more", [10, 3 * ALIGN + 5], ids=["within-the-block", "past-it"])
+def test_a_writer_starting_inside_a_block_of_an_append_only_file(tmp_path: Path, more: int) -> None:
+    """The block's first bytes are written again with it, never twice in the file, also
+    through an ``O_APPEND`` descriptor (which ignores offsets)."""
+    path = tmp_path / "session"
+    before = os.urandom(ALIGN + 100)
+    path.write_bytes(before)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    writer = DirectFile.open(path, fd, len(before))
+    if writer is None:
+        os.close(fd)
+        pytest.skip("no O_DIRECT on this filesystem")
+    data = os.urandom(more)
+    writer.write(data)
+    assert writer.read(ALIGN - 2, 200) == (before + data)[ALIGN - 2 : ALIGN + 198]
+    writer.finish()
+    os.close(fd)
+    assert path.read_bytes() == before + data

@@ -126,6 +126,8 @@ async def test_large_writes_start_their_disk_write_without_waiting_for_it(
         real(fd, offset, length)
 
     monkeypatch.setattr(fs, "_start_writeback", spy)
+    # a filesystem without O_DIRECT: large writes go through the page cache
+    monkeypatch.setattr(fs.DirectFile, "open", classmethod(lambda cls, *args: None))
     monkeypatch.setattr(fs, "WRITEBACK_EVERY", 2 * fs.THREAD_WRITE)
     piece, store, sid = os.urandom(fs.THREAD_WRITE), FsBlobStore(tmp_path), uuid.uuid4().hex
     writer = await store.create(sid)
@@ -235,3 +237,50 @@ async def test_a_dead_fillers_claim_is_taken_over(tmp_path: Path) -> None:
     # A store opened later finds no fill files left behind.
     FsBlobStore(tmp_path)
     assert not list((tmp_path / "tmp").glob("fill-*"))
+
+
+async def test_a_session_committed_by_another_process_is_not_reread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suspending process records the sha256 of the session's bytes; a commit in
+    another process that adds nothing trusts it, one that adds bytes, or finds the
+    record not matching the file, re-reads the file."""
+    reads: list[Path] = []
+    real = fs._hash_file
+
+    def spy(path: Path, algorithm: str) -> str:
+        reads.append(path)
+        return real(path, algorithm)
+
+    monkeypatch.setattr(fs, "_hash_file", spy)
+    sid, data = uuid.uuid4().hex, os.urandom(fs.THREAD_WRITE + 5)
+    writer = await FsBlobStore(tmp_path).create(sid)
+    await writer.write(data)
+    await writer.suspend()
+    # the PUT lands on another worker process
+    other = FsBlobStore(tmp_path)
+    writer = await other.create(sid)
+    with pytest.raises(DigestMismatch):
+        await writer.commit(Digest.of(b"something else"))
+    assert reads == [], "the recorded digest decided"
+    await writer.aclose()
+
+    sid = uuid.uuid4().hex
+    writer = await FsBlobStore(tmp_path).create(sid)
+    await writer.write(data)
+    await writer.suspend()
+    writer = await other.create(sid)
+    assert await writer.commit(Digest.of(data)) == len(data)
+    assert reads == []
+    await writer.aclose()
+
+    sid = uuid.uuid4().hex
+    writer = await FsBlobStore(tmp_path).create(sid)
+    await writer.write(data)
+    await writer.suspend()
+    (tmp_path / "uploads" / sid).write_bytes(data[:-1] + b"!")  # same size, other bytes
+    os.setxattr(tmp_path / "uploads" / sid, "user.portmesh.sha256", b"1:" + b"0" * 64)
+    writer = await other.create(sid)
+    with pytest.raises(DigestMismatch):
+        await writer.commit(Digest.of(data))
+    assert reads == [tmp_path / "uploads" / sid], "a record of another size: re-read"
