@@ -83,17 +83,23 @@ async def test_usage_scans_existing_blobs_once(tmp_path: Path) -> None:
     assert await second.usage() == 75
 
 
-async def test_resumed_session_in_same_process_is_not_reread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[Path] = []
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files ``commit`` reads back to hash them."""
+    files: list[Path] = []
     real = fs._hash_file
 
     def spy(path: Path, algorithm: str) -> str:
-        reads.append(path)
+        files.append(path)
         return real(path, algorithm)
 
     monkeypatch.setattr(fs, "_hash_file", spy)
+    return files
+
+
+async def test_resumed_session_in_same_process_is_not_reread(
+    tmp_path: Path, reads: list[Path]
+) -> None:
     store = FsBlobStore(tmp_path)
     sid = uuid.uuid4().hex
     for part in (b"one ", b"two ", b"three"):
@@ -240,19 +246,11 @@ async def test_a_dead_fillers_claim_is_taken_over(tmp_path: Path) -> None:
 
 
 async def test_a_session_committed_by_another_process_is_not_reread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, reads: list[Path]
 ) -> None:
     """The suspending process records the sha256 of the session's bytes; a commit in
     another process that adds nothing trusts it, one that adds bytes, or finds the
     record not matching the file, re-reads the file."""
-    reads: list[Path] = []
-    real = fs._hash_file
-
-    def spy(path: Path, algorithm: str) -> str:
-        reads.append(path)
-        return real(path, algorithm)
-
-    monkeypatch.setattr(fs, "_hash_file", spy)
     sid, data = uuid.uuid4().hex, os.urandom(fs.THREAD_WRITE + 5)
     writer = await FsBlobStore(tmp_path).create(sid)
     await writer.write(data)
