@@ -97,9 +97,9 @@ class DirectFile:
                 try:
                     _pwrite_all(self._fd, self._view[:whole], self._at)
                 except OSError as exc:
-                    if exc.errno != errno.EINVAL:
+                    if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
                         raise
-                    self.fallen_back = True  # the device wants other alignment
+                    self.fallen_back = True  # other alignment, or no direct writes after all
             if self.fallen_back:
                 whole = self._held
                 self._write_buffered(self._view[:whole], self._at)
