@@ -168,13 +168,13 @@ class Exchange:
     def _drainable(self) -> bool:
         """Whether the request body can be read to its end after the answer: none at all,
         or a declared length of at most ``DRAIN_MAX`` (a chunked one cannot tell)."""
-        headers = self.request.headers
-        if any(name == b"transfer-encoding" for name, _ in headers):
-            return False
-        for name, value in headers:
+        length = 0
+        for name, value in self.request.headers:
+            if name == b"transfer-encoding":
+                return False
             if name == b"content-length":
-                return int(value) <= DRAIN_MAX
-        return True
+                length = int(value)
+        return length <= DRAIN_MAX
 
     async def _body(self, body: bytes, more: bool) -> None:
         if self.finished:

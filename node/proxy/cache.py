@@ -233,16 +233,14 @@ class ProxyCache:
         return record
 
     async def _prefetch(self, route: Route, digest: Digest) -> None:
-        """Start bringing a small blob into the cache before a client asks for it (the
-        fill goes on in the fills' nursery); a failure is left for the client's own request
-        to meet."""
+        """Start bringing a small blob into the cache before a client asks for it, as a
+        client's request would (the fill goes on in the fills' nursery); a failure is left
+        for the client's own request to meet."""
         await trio.sleep(self.prefetch_delay)
         try:
-            if await self.registry.meta.blob_size(route.local, digest) is not None:
-                return
-            if await self.registry.blobs.stat(digest) is not None:
-                return  # in the store already: the client's request links it
-            await self._join(route, digest)
+            found = await self.blob(route, digest)
+            if not isinstance(found, Fill):
+                await found.aclose()  # cached already
         except Exception as exc:
             log.debug("prefetching %s failed: %s", digest, exc)
 
@@ -343,11 +341,6 @@ class ProxyCache:
                 return await self.registry.open_blob(local, digest)
             except OCIError:
                 pass  # evicted meanwhile: fetch it again
-        return await self._join(route, digest)
-
-    async def _join(self, route: Route, digest: Digest) -> Fill:
-        """The fill of ``digest`` from the route's upstream, started unless running."""
-        meta, local = self.registry.meta, route.local
         client = self.clients[route.upstream.name]
 
         async def link(size: int) -> None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import Protocol
 
 import trio
@@ -308,49 +308,54 @@ class Fills:
         Raises :class:`FillFailed` (after whatever bytes were already yielded) when the
         fill fails, so the response it feeds is cut short instead of completed.
         """
-        fill.readers += 1
+        fill.readers += 1  # the fill keeps pace with the fastest of them
         try:
-            end = None if length is None else offset + length
-            pos = offset
-            while end is None or pos < end:
-                want = CHUNK if end is None else min(CHUNK, end - pos)
-                data: bytes | None = None
-                if fill.done:
-                    data = fill._from_memory(pos, want)
-                    if data is None:
-                        reader = await self.blobs.open(fill.digest)
-                        try:
-                            rest = None if end is None else end - pos
-                            async for chunk in reader.chunks(pos, rest):
-                                yield chunk
-                        finally:
-                            await reader.aclose()
-                        return
-                elif fill.error is not None:
-                    raise fill._failed()
-                elif (
-                    fill.verified
-                    and fill.size is not None
-                    and pos >= min(end or fill.size, fill.size)
-                ):
-                    return  # all of it, checked; storing it goes on without this reader
-                else:
-                    # The blob's last byte waits for the digest check, so a wrong blob can
-                    # never reach a client complete: its response is cut one byte short. It
-                    # need not wait for the blob to be durable and linked as well.
-                    limit = fill.received
-                    if fill.size is not None and not fill.verified:
-                        limit = min(limit, fill.size - 1)
-                    if pos < limit:
-                        most = min(want, limit - pos)
-                        data = fill._from_memory(pos, most)
-                        if data is None and fill.writer is not None and pos < fill.written:
-                            data = fill.writer.read_back(pos, min(most, fill.written - pos))
-                if data:
-                    pos += len(data)
-                    fill._took(pos)
-                    yield data
-                else:
-                    await fill._wait()
+            async with aclosing(self._read(fill, offset, length)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             fill.readers -= 1
+
+    async def _read(
+        self, fill: Fill, offset: int, length: int | None
+    ) -> AsyncGenerator[bytes, None]:
+        end = None if length is None else offset + length
+        pos = offset
+        while end is None or pos < end:
+            want = CHUNK if end is None else min(CHUNK, end - pos)
+            data: bytes | None = None
+            if fill.done:
+                data = fill._from_memory(pos, want)
+                if data is None:
+                    reader = await self.blobs.open(fill.digest)
+                    try:
+                        rest = None if end is None else end - pos
+                        async for chunk in reader.chunks(pos, rest):
+                            yield chunk
+                    finally:
+                        await reader.aclose()
+                    return
+            elif fill.error is not None:
+                raise fill._failed()
+            elif (
+                fill.verified and fill.size is not None and pos >= min(end or fill.size, fill.size)
+            ):
+                return  # all of it, checked; storing it goes on without this reader
+            else:
+                # The blob's last byte waits for the digest check, so a wrong blob can
+                # never reach a client complete: its response is cut one byte short. It
+                # need not wait for the blob to be durable and linked as well.
+                limit = fill.received
+                if fill.size is not None and not fill.verified:
+                    limit = min(limit, fill.size - 1)
+                if pos < limit:
+                    most = min(want, limit - pos)
+                    data = fill._from_memory(pos, most)
+                    if data is None and fill.writer is not None and pos < fill.written:
+                        data = fill.writer.read_back(pos, min(most, fill.written - pos))
+            if data:
+                pos += len(data)
+                fill._took(pos)
+                yield data
+            else:
+                await fill._wait()

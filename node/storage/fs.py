@@ -62,7 +62,7 @@ _HEX = re.compile(r"^[a-f0-9]+\Z")
 _SIZE_XATTR = "user.portmesh.size"
 #: on a suspended session's file: "<size>:<sha256 hex>" of its bytes, for another process
 _SHA256_XATTR = "user.portmesh.sha256"
-#: writes this large are copied into the page cache and hashed in a worker thread
+#: writes this large are written and hashed in a worker thread
 THREAD_WRITE = 256 * 1024
 #: a writer in a worker thread starts the disk write of what it wrote after this many bytes
 WRITEBACK_EVERY = 8 * 1024 * 1024
@@ -285,18 +285,16 @@ class FsBlobWriter:
         direct = self._direct
         if direct is not None:
             direct.write(data)
-            if self._sha256 is not None:
-                self._sha256.update(data)
             if direct.fallen_back:
                 self._end_direct(write_tail=True)
-            return
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        else:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            self._unsynced += len(data)
         if self._sha256 is not None:
             self._sha256.update(data)
-        self._unsynced += len(data)
-        if flush and self._unsynced >= WRITEBACK_EVERY:
+        if direct is None and flush and self._unsynced >= WRITEBACK_EVERY:
             end = self._size + len(data)  # ``size`` counts these bytes once this returns
             _start_writeback(fd, end - self._unsynced, self._unsynced)
             self._unsynced = 0
@@ -307,7 +305,8 @@ class FsBlobWriter:
             self._end_direct(write_tail=True)
             known = None
             if expected.algorithm == "sha256":
-                known = self._sha256.hexdigest() if self._sha256 else self._recorded_sha256()
+                sha256 = self._sha256
+                known = sha256.hexdigest() if sha256 is not None else self._recorded_sha256()
             if known is not None:
                 actual = known
             else:

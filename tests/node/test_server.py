@@ -55,6 +55,12 @@ async def running(app: App, **options: Any) -> AsyncIterator[tuple[str, trio.Can
         nursery.cancel_scope.cancel()
 
 
+async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
+    """``data`` in ``size``-byte pieces: httpx sends such a body chunked."""
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
 async def raw(address: str, data: bytes, *, until_closed: bool = True) -> bytes:
     """Send ``data`` on a new connection; everything the server answers until it closes
     (or, without ``until_closed``, what arrives within half a second)."""
@@ -76,12 +82,7 @@ async def test_keep_alive_pipelining_and_streamed_bodies() -> None:
         assert first.status_code == 200 and first.reason_phrase == "OK"
         assert first.text.startswith("GET /v2/a/b n=1 0 ")
         body = os.urandom(3 * 1024 * 1024 + 17)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for i in range(0, len(body), 100_000):
-                yield body[i : i + 100_000]
-
-        streamed = await http.patch(f"{url}/up", content=chunks())  # chunked encoding
+        streamed = await http.patch(f"{url}/up", content=pieces(body, 100_000))  # chunked
         assert streamed.text == f"PATCH /up  {len(body)} {hashlib.sha256(body).hexdigest()}"
         assert first.extensions["network_stream"] is streamed.extensions["network_stream"]
     async with running(echo_app) as (address, _):
@@ -344,11 +345,7 @@ async def test_answers_keep_the_connection_unless_a_large_body_is_left() -> None
         for method, content in (("GET", None), ("POST", b"small"), ("PUT", b"")):
             answer = await http.request(method, url, content=content)
             assert answer.status_code == 401 and "connection" not in answer.headers, method
-
-        async def chunked() -> AsyncIterator[bytes]:
-            yield b"streamed"
-
-        answer = await http.post(url, content=chunked())
+        answer = await http.post(url, content=pieces(b"streamed", 100))  # chunked
         assert answer.headers["connection"] == "close"
         answer = await http.put(url, content=bytes(2 * 1024 * 1024))
         assert answer.headers["connection"] == "close"
