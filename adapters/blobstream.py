@@ -1,25 +1,88 @@
 """A blob body streamed from an httpx response: the ``BlobStream`` of the OCI client.
 
 It reads the response's framing (200 vs 206 and ``Content-Range``) once, then yields the
-body as it arrives. If the upstream ignored a ``Range`` (answered 200 to a ranged request),
-the unwanted bytes are skipped here, so the caller always gets exactly what it asked for;
-``status`` still tells what the upstream did.
+body as it arrives: through httpx, or, where the response's network stream lets go of the
+body (:class:`DirectBody`, the node's upstream transport on plain TCP) and the body has a
+plain ``Content-Length``, straight from the socket, without h11's buffer copies. If the
+upstream ignored a ``Range`` (answered 200 to a ranged request), the unwanted bytes are
+skipped here, so the caller always gets exactly what it asked for; ``status`` still tells
+what the upstream did.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncGenerator
-from typing import cast
+from typing import Any, Protocol, cast
 
 import httpx
 import trio
 
 from .errors import ProtocolError, Unavailable, error_from_transport
 
-__all__ = ["HTTPBlobStream", "abandon", "body_chunks"]
+__all__ = ["READ_SIZE", "DirectBody", "HTTPBlobStream", "abandon", "body_chunks"]
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+#: the most one read of a directly read body takes
+READ_SIZE = 1024 * 1024
+
+
+class DirectBody(Protocol):
+    """A network stream (httpx's ``network_stream`` response extension) that can hand a
+    response's body over: the bytes it already read past the head, and the trio socket
+    to read the rest from; None when it cannot (TLS, or part of the body went to h11)."""
+
+    def take_body(self) -> tuple[bytes, Any] | None: ...
+
+
+def _direct_chunks(response: httpx.Response, what: str) -> AsyncGenerator[bytes, None] | None:
+    """The body of ``response`` read from its socket, or None where that cannot be done:
+    no network stream that gives its body up, or a body that is not ``Content-Length``
+    bytes as they are (a transfer or content encoding)."""
+    length = _int_header(response, "content-length")
+    encodings = {
+        response.headers.get("transfer-encoding", "").strip().lower(),
+        response.headers.get("content-encoding", "").strip().lower(),
+    }
+    stream = response.extensions.get("network_stream")
+    if length is None or not encodings <= {"", "identity"} or not hasattr(stream, "take_body"):
+        return None
+    taken = cast(DirectBody, stream).take_body()
+    if taken is None:
+        return None
+    timeout = response.request.extensions.get("timeout", {}).get("read")
+    return _socket_chunks(*taken, length, what, idle=timeout)
+
+
+async def _socket_chunks(
+    held: bytes, sock: Any, length: int, what: str, *, idle: float | None
+) -> AsyncGenerator[bytes, None]:
+    """``length`` bytes: ``held``, then what ``sock`` brings (each read at most
+    ``READ_SIZE`` bytes, whatever is there); :class:`Unavailable` if the connection ends
+    first or brings nothing for ``idle`` seconds."""
+    rest = length
+    if held:
+        piece = held[:rest]
+        rest -= len(piece)
+        yield piece
+    while rest > 0:
+        try:
+            data = os.read(sock.fileno(), min(rest, READ_SIZE))  # -1 once closed: EBADF
+        except BlockingIOError:
+            try:
+                with trio.fail_after(idle if idle is not None else float("inf")):
+                    await trio.lowlevel.wait_readable(sock)
+            except trio.TooSlowError:
+                raise Unavailable(f"{what}: no bytes for {idle} s (ReadTimeout)") from None
+            continue
+        except OSError as exc:
+            raise Unavailable(f"{what}: {exc} (ReadError)") from exc
+        if not data:
+            raise Unavailable(f"{what}: the connection ended {rest} bytes short")
+        rest -= len(data)
+        await trio.lowlevel.checkpoint()
+        yield data
 
 
 def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
@@ -67,6 +130,8 @@ class HTTPBlobStream:
         self._skip = 0
         self._limit: int | None = None
         self._chunks: AsyncGenerator[bytes, None] | None = None
+        #: the body is read from the socket (not through httpx)
+        self._direct = False
         self.status: int = response.status_code
         self.offset: int = offset
         self.length: int | None = length
@@ -115,7 +180,10 @@ class HTTPBlobStream:
 
     async def __anext__(self) -> bytes:
         if self._chunks is None:
-            self._chunks = body_chunks(self._response)
+            self._chunks = _direct_chunks(self._response, self._what)
+            self._direct = self._chunks is not None
+            if self._chunks is None:
+                self._chunks = body_chunks(self._response)
         chunks = self._chunks
         while True:
             if self._limit is not None and self._limit <= 0:
@@ -148,4 +216,8 @@ class HTTPBlobStream:
         """Stop reading the body; closes the response. Idempotent."""
         if self._chunks is not None:
             chunks, self._chunks = self._chunks, None
-            await abandon(self._response, chunks)
+            if self._direct:  # done with the socket before the response closes it
+                await chunks.aclose()
+                await self._response.aclose()
+            else:
+                await abandon(self._response, chunks)

@@ -198,7 +198,6 @@ class ProxyCache:
                     await self._checked(key)
                     return CachedManifest(cached, "revalidated")
                 record = await self._fetch(client, route, str(resolved.digest), reference)
-            await self._checked(key)
             return CachedManifest(record, "miss")
 
         return await self._ask(route, reference, cached, revalidate)
@@ -212,8 +211,9 @@ class ProxyCache:
     async def _fetch(
         self, client: Upstream, route: Route, reference: str, tag: str | None
     ) -> ManifestRecord:
-        """Fetch ``reference`` and cache it (``tag`` pointing at it); a config blob of an
-        image manifest starts coming into the cache too (see :meth:`_prefetch`)."""
+        """Fetch ``reference`` and cache it (``tag`` pointing at it, validated now, in the
+        same transaction); a config blob of an image manifest starts coming into the cache
+        too (see :meth:`_prefetch`)."""
         fetched = await client.fetch_manifest(route.remote, reference)
         parsed = parse_manifest(fetched.body, fetched.media_type)
         record = ManifestRecord(
@@ -226,7 +226,18 @@ class ProxyCache:
             created=time.time(),
         )
         # The blobs it references are fetched on demand, so none is required here.
-        await self.registry.meta.put_manifest(route.local, record, tag=tag, blobs=(), children=())
+        now = self.wall()
+        await self.registry.meta.put_manifest(
+            route.local,
+            record,
+            tag=tag,
+            blobs=(),
+            children=(),
+            checked=None if tag is None else now,
+        )
+        if tag is not None:
+            key = (route.local, tag)
+            self._fresh[key] = max(self._fresh.get(key, -1e18), now)
         config = parsed.blobs[0] if parsed.blobs else None
         if config is not None and config.size <= PREFETCH_MAX:
             self.fills.nursery.start_soon(self._prefetch, route, config.digest)

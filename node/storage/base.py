@@ -242,11 +242,13 @@ class MetadataStore(Protocol):
         blobs: Iterable[Digest],
         children: Iterable[Digest],
         outbox: bytes | None = None,
+        checked: float | None = None,
     ) -> None:
         """Store ``record`` in ``repo``, point ``tag`` at it, remember the blobs and child
         manifests it references, and index it as a referrer of ``record.subject`` (size
         ``len(record.body)``), all in one transaction; ``outbox`` (an event) is appended
-        to the outbox in that same transaction."""
+        to the outbox in that same transaction, and so is ``mark_tag_checked(repo, tag,
+        checked)`` when ``checked`` is given (a tag just fetched from upstream)."""
         ...
 
     async def get_manifest(self, repo: str, reference: str) -> ManifestRecord | None:

@@ -15,9 +15,10 @@ Layout::
 
 Writes go to a file in ``tmp/`` (or the session's file in ``uploads/``) with ``os.write``
 while a sha256 hasher follows them: on the event loop, or for buffers of at least
-``THREAD_WRITE`` bytes (a cache fill's) in a worker thread, which also starts writing them
-to disk every ``WRITEBACK_EVERY`` bytes, without waiting, so that the fsync of ``commit``
-has little left and the writer never stalls on the disk. A writer that gets a large
+``THREAD_WRITE`` bytes (a cache fill's) in a worker thread while another hashes them, so a
+fill goes as fast as the slower of the two, not their sum. That thread also starts writing
+them to disk every ``WRITEBACK_EVERY`` bytes, without waiting, so that the fsync of
+``commit`` has little left and the writer never stalls on the disk. A writer that gets a large
 write (a cache fill's, an upload's) writes past the page cache from then on instead
 (``O_DIRECT``, see :mod:`node.storage.direct`).
 ``commit`` verifies the digest (re-reading the file in a worker thread when the expected
@@ -46,6 +47,7 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import trio
@@ -64,6 +66,8 @@ _SIZE_XATTR = "user.portmesh.size"
 _SHA256_XATTR = "user.portmesh.sha256"
 #: writes this large are written and hashed in a worker thread
 THREAD_WRITE = 256 * 1024
+#: threads hashing the writes of worker threads, for all writers of a store
+HASH_THREADS = 4
 #: a writer in a worker thread starts the disk write of what it wrote after this many bytes
 WRITEBACK_EVERY = 8 * 1024 * 1024
 
@@ -279,25 +283,33 @@ class FsBlobWriter:
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def _write_sync(self, fd: int, data: bytes, flush: bool) -> None:
-        if flush and self._may_go_direct:
-            self._may_go_direct = False
-            self._direct = DirectFile.open(self._path, fd, self._size)
-        direct = self._direct
-        if direct is not None:
-            direct.write(data)
-            if direct.fallen_back:
-                self._end_direct(write_tail=True)
-        else:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            self._unsynced += len(data)
+        hashing = None
         if self._sha256 is not None:
-            self._sha256.update(data)
-        if direct is None and flush and self._unsynced >= WRITEBACK_EVERY:
-            end = self._size + len(data)  # ``size`` counts these bytes once this returns
-            _start_writeback(fd, end - self._unsynced, self._unsynced)
-            self._unsynced = 0
+            if flush:  # a worker thread's write: another hashes the bytes meanwhile
+                hashing = self._store._hashing.submit(self._sha256.update, data)
+            else:
+                self._sha256.update(data)
+        try:
+            if flush and self._may_go_direct:
+                self._may_go_direct = False
+                self._direct = DirectFile.open(self._path, fd, self._size)
+            direct = self._direct
+            if direct is not None:
+                direct.write(data)
+                if direct.fallen_back:
+                    self._end_direct(write_tail=True)
+            else:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                self._unsynced += len(data)
+            if direct is None and flush and self._unsynced >= WRITEBACK_EVERY:
+                end = self._size + len(data)  # ``size`` counts these bytes once this returns
+                _start_writeback(fd, end - self._unsynced, self._unsynced)
+                self._unsynced = 0
+        finally:
+            if hashing is not None:
+                hashing.result()
 
     async def commit(self, expected: Digest, verified: Callable[[], None] | None = None) -> int:
         fd = self._open_fd()
@@ -394,6 +406,9 @@ class FsBlobStore:
             directory.mkdir(parents=True, exist_ok=True)
         #: session -> (bytes covered, sha256 of them) for sessions suspended in this process
         self._hashers: dict[str, tuple[int, Hasher]] = {}
+        #: hashes a worker thread's write while that thread writes it (both let go of
+        #: the GIL), so a fill or upload is as fast as the slower of the two, not their sum
+        self._hashing = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="portmesh-hash")
         self._usage: int | None = None
         self._remove_leftovers()
 

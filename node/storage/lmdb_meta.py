@@ -203,6 +203,7 @@ class LmdbMetadataStore:
         blobs: Iterable[Digest],
         children: Iterable[Digest],
         outbox: bytes | None = None,
+        checked: float | None = None,
     ) -> None:
         blob_list = list(dict.fromkeys(blobs))
         child_list = list(dict.fromkeys(children))
@@ -238,6 +239,8 @@ class LmdbMetadataStore:
                     txn.delete(_k(repo, previous, tag.encode()), db=self._db["tagrev"])
                 txn.put(tag_key, dkey, db=self._db["tags"])
                 txn.put(_k(repo, dkey, tag.encode()), b"", db=self._db["tagrev"])
+                if checked is not None:
+                    self._mark_checked(txn, tag_key, checked)
             if record.subject is not None:
                 entry = [
                     record.media_type,
@@ -547,14 +550,13 @@ class LmdbMetadataStore:
 
     async def mark_tag_checked(self, repo: str, tag: str, when: float) -> None:
         key = _k(repo, tag.encode())
+        await self._write(lambda txn: self._mark_checked(txn, key, when))
 
-        def txn_fn(txn: Txn) -> None:
-            old = self._tag_check(txn, key)
-            checked = when if old is None else max(old.checked, when)
-            first = old.first_pulled if old is not None and old.first_pulled else when
-            txn.put(key, _pack([float(checked), float(first), 0.0]), db=self._db["tagcheck"])
-
-        await self._write(txn_fn)
+    def _mark_checked(self, txn: Txn, key: bytes, when: float) -> None:
+        old = self._tag_check(txn, key)
+        checked = when if old is None else max(old.checked, when)
+        first = old.first_pulled if old is not None and old.first_pulled else when
+        txn.put(key, _pack([float(checked), float(first), 0.0]), db=self._db["tagcheck"])
 
     async def claim_tag_check(
         self, repo: str, tag: str, now: float, ttl: float, lease: float

@@ -263,6 +263,7 @@ class MemoryMetadataStore:
         blobs: Iterable[Digest],
         children: Iterable[Digest],
         outbox: bytes | None = None,
+        checked: float | None = None,
     ) -> None:
         await trio.lowlevel.checkpoint()
         blob_list, child_list = tuple(blobs), tuple(children)
@@ -279,6 +280,8 @@ class MemoryMetadataStore:
                 self._ref_sizes[(repo, blob)] = size
         if tag is not None:
             state.tags[tag] = record.digest
+            if checked is not None:
+                self._mark_checked(repo, tag, checked)
         if record.subject is not None:
             state.referrers.setdefault(record.subject, {})[record.digest] = Referrer(
                 record.digest,
@@ -455,6 +458,9 @@ class MemoryMetadataStore:
 
     async def mark_tag_checked(self, repo: str, tag: str, when: float) -> None:
         await trio.lowlevel.checkpoint()
+        self._mark_checked(repo, tag, when)
+
+    def _mark_checked(self, repo: str, tag: str, when: float) -> None:
         old = self._tag_checks.get((repo, tag))
         checked = when if old is None else max(old.checked, when)
         first = old.first_pulled if old is not None and old.first_pulled else when

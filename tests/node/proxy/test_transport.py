@@ -1,54 +1,170 @@
-"""The upstream transport against a real HTTP/1.1 server on loopback."""
+"""The upstream transport against a real HTTP/1.1 server on loopback: wide reads, response
+heads kept apart from their bodies, and blob bodies read from the socket directly."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 
 import httpx
+import pytest
 import trio
 
+from adapters.blobstream import HTTPBlobStream
+from adapters.errors import Unavailable
 from node.proxy.transport import READ_SIZE, upstream_transport
 
 BODY = os.urandom(16 * 1024 * 1024)
 
 
-async def _serve(stream: trio.SocketStream) -> None:
-    """Answers each request on the connection: ``/big`` with BODY, anything else short."""
-    async with stream:
-        buffer = b""
-        while True:
-            while b"\r\n\r\n" not in buffer:
-                data = await stream.receive_some()
-                if not data:
+def _head(length: int, *extra: bytes) -> bytes:
+    lines = [b"HTTP/1.1 200 OK", b"Content-Type: application/octet-stream", *extra]
+    if length >= 0:
+        lines.append(b"Content-Length: %d" % length)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+class Upstream:
+    """Answers by path: ``/big`` BODY, ``/cut`` half of it then closes, ``/stall`` a MiB
+    of it then nothing, ``/chunked`` BODY chunked, ``/early`` a 103 then BODY, ``/split``
+    BODY after a head sent a byte at a time, ``/range`` BODY whatever Range asks for;
+    anything else a short body (a HEAD its head). Counts connections."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        async with stream:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = await stream.receive_some()
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                method, path = head.split(b" ")[:2]
+                if method == b"HEAD":
+                    await stream.send_all(_head(5))
+                elif not await self._answer(stream, path):
                     return
-                buffer += data
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
-            body = BODY if head.split(b" ")[1] == b"/big" else b"short"
+
+    async def _answer(self, stream: trio.SocketStream, path: bytes) -> bool:
+        size = len(BODY)
+        if path in (b"/big", b"/range"):
+            await stream.send_all(_head(size) + BODY)
+        elif path == b"/cut":
+            await stream.send_all(_head(size) + BODY[: size // 2])
+            return False
+        elif path == b"/stall":
+            await stream.send_all(_head(size) + BODY[: 1 << 20])
+            await trio.sleep_forever()
+        elif path == b"/chunked":
+            pieces = [
+                b"%x\r\n%s\r\n" % (1 << 20, BODY[i : i + (1 << 20)])
+                for i in range(0, size, 1 << 20)
+            ]
             await stream.send_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(body) + body
+                _head(-1, b"Transfer-Encoding: chunked") + b"".join(pieces) + b"0\r\n\r\n"
             )
+        elif path == b"/early":
+            await stream.send_all(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + _head(size) + BODY
+            )
+        elif path == b"/split":
+            for byte in _head(size):
+                await stream.send_all(bytes([byte]))
+            await stream.send_all(BODY)
+        else:
+            await stream.send_all(_head(5) + b"short")
+        return True
 
 
-async def test_wide_reads_keep_bodies_intact_and_answers_unchanged(
-    nursery: trio.Nursery,
-) -> None:
-    listeners = await nursery.start(partial(trio.serve_tcp, _serve, 0, host="127.0.0.1"))
-    port = listeners[0].socket.getsockname()[1]
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", transport=upstream_transport()
-    ) as client:
-        small = await client.get("/small")
+@asynccontextmanager
+async def client(read_timeout: float = 30.0) -> AsyncIterator[tuple[httpx.AsyncClient, Upstream]]:
+    upstream = Upstream()
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, upstream.serve, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            transport=upstream_transport(),
+            timeout=httpx.Timeout(30.0, read=read_timeout),
+        ) as http:
+            yield http, upstream
+        nursery.cancel_scope.cancel()
+
+
+async def blob(http: httpx.AsyncClient, path: str, offset: int = 0) -> tuple[bytes, list[int]]:
+    """The body of ``path`` read as a proxy fill reads it (``HTTPBlobStream``)."""
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    response = await http.send(http.build_request("GET", path, headers=headers), stream=True)
+    stream = HTTPBlobStream(response, offset, None, f"blob {path}")
+    got, sizes = bytearray(), []
+    try:
+        async for chunk in stream:
+            sizes.append(len(chunk))
+            got += chunk
+    finally:
+        await stream.aclose()
+        await response.aclose()
+    return bytes(got), sizes
+
+
+async def test_wide_reads_keep_bodies_intact_and_answers_unchanged() -> None:
+    async with client() as (http, upstream):
+        small = await http.get("/small")
         assert (small.status_code, small.content) == (200, b"short")
         sizes: list[int] = []
         got = bytearray()
-        async with client.stream("GET", "/big") as response:
+        async with http.stream("GET", "/big") as response:
             async for chunk in response.aiter_raw():
                 sizes.append(len(chunk))
                 got += chunk
         assert got == BODY
         assert max(sizes) > 64 * 1024, "reads wider than httpcore's 64 KiB"
         assert max(sizes) <= READ_SIZE
-        again = await client.get("/small")  # the same pooled connection still works
+        again = await http.get("/small")  # the same pooled connection still works
         assert again.content == b"short"
+        assert upstream.connections == 1
+
+
+async def test_heads_split_anywhere_and_informational_ones_reach_httpx_intact() -> None:
+    async with client() as (http, upstream):
+        for path in ("/split", "/early", "/chunked", "/big"):
+            response = await http.get(path)
+            assert (response.status_code, response.content) == (200, BODY), path
+        head = await http.head("/small")
+        assert head.status_code == 200
+        assert (await http.get("/small")).content == b"short"
+        assert upstream.connections == 1  # every answer left the connection reusable
+
+
+async def test_a_blob_body_is_read_from_the_socket_and_its_connection_closed() -> None:
+    async with client() as (http, upstream):
+        for path in ("/big", "/split", "/early"):
+            got, sizes = await blob(http, path)
+            assert got == BODY, path
+            assert max(sizes) <= READ_SIZE
+        # Read past h11, each connection ends with its blob: three blobs, three connections.
+        assert upstream.connections == 3
+        got, _ = await blob(http, "/range", offset=12345)  # an upstream ignoring Range
+        assert got == BODY[12345:]
+        got, _ = await blob(http, "/chunked")  # not plain Content-Length bytes: through h11
+        assert got == BODY
+        assert (await http.get("/small")).content == b"short"
+        assert upstream.connections == 5  # the chunked one kept its connection
+
+
+async def test_a_cut_or_stalled_blob_body_is_unavailable_not_short() -> None:
+    async with client(read_timeout=0.5) as (http, _):
+        with pytest.raises(Unavailable, match="short"):
+            await blob(http, "/cut")
+        with pytest.raises(Unavailable, match="ReadTimeout"):
+            await blob(http, "/stall")
+        assert (await http.get("/small")).content == b"short"

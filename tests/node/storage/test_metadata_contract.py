@@ -427,6 +427,20 @@ async def test_tag_checks_record_freshness_and_keep_the_first_pull(meta: Metadat
     assert await meta.list_repos(None, None) == []  # freshness records are not repositories
 
 
+async def test_a_tag_stored_as_checked_is_marked_with_it(meta: MetadataStore) -> None:
+    first, second = manifest("a"), manifest("b")
+    await meta.put_manifest("hub/app", first, tag="v1", blobs=(), children=(), checked=1000.0)
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1000.0, 1000.0, 0.0)
+    assert await meta.claim_tag_check("hub/app", "v1", 1061.0, 60.0, 5.0)
+    await meta.put_manifest("hub/app", second, tag="v1", blobs=(), children=(), checked=1062.0)
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1062.0, 1000.0, 0.0), "claim ends"
+    assert (await meta.get_manifest("hub/app", "v1")) == second
+    await meta.put_manifest("hub/app", first, tag=None, blobs=(), children=(), checked=2000.0)
+    assert await meta.tag_check("hub/app", "v1") == TagCheck(1062.0, 1000.0, 0.0), "no tag"
+    await meta.put_manifest("hub/app", first, tag="v2", blobs=(), children=())
+    assert await meta.tag_check("hub/app", "v2") is None, "a pushed tag is not a checked one"
+
+
 async def test_one_claim_per_expired_tag_until_marked_or_expired(meta: MetadataStore) -> None:
     await meta.mark_tag_checked("hub/app", "v1", 1000.0)
     assert not await meta.claim_tag_check("hub/app", "v1", 1059.0, 60.0, 5.0), "still fresh"
