@@ -19,7 +19,7 @@ import trio
 
 from node.app import serve as serve_node
 from node.config import NodeConfig
-from node.server import MAX_HEAD, bind_sockets, serve, unlimit_unsent
+from node.server import MAX_HEAD, bind_sockets, serve
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -91,22 +91,6 @@ async def test_keep_alive_pipelining_and_streamed_bodies() -> None:
         got = await raw(address, two)
         assert got.count(b"HTTP/1.1 200 OK") == 2
         assert b"GET /one  0 " in got and b"POST /two  3 " in got
-
-
-async def test_connections_queue_unsent_data_without_trios_16_kib_limit() -> None:
-    option = getattr(trio.socket, "TCP_NOTSENT_LOWAT", None)
-    if option is None:
-        pytest.skip("no TCP_NOTSENT_LOWAT here")
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    with listener:
-        async with await trio.open_tcp_stream(*listener.getsockname()):
-            accepted, _ = await listener.accept()
-            async with trio.SocketStream(accepted) as stream:  # trio sets 16 KiB here
-                assert stream.socket.getsockopt(trio.socket.IPPROTO_TCP, option) == 16384
-                unlimit_unsent(stream.socket)
-                assert stream.socket.getsockopt(trio.socket.IPPROTO_TCP, option) == 0
 
 
 async def test_expect_100_continue_is_answered_when_the_body_is_read() -> None:
