@@ -61,12 +61,16 @@ async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
         yield data[i : i + size]
 
 
+async def connect(address: str) -> trio.SocketStream:
+    """A new connection to the server at ``host:port``."""
+    host, port = address.rsplit(":", 1)
+    return await trio.open_tcp_stream(host, int(port))
+
+
 async def raw(address: str, data: bytes, *, until_closed: bool = True) -> bytes:
     """Send ``data`` on a new connection; everything the server answers until it closes
     (or, without ``until_closed``, what arrives within half a second)."""
-    host, port = address.rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
-    async with stream:
+    async with await connect(address) as stream:
         await stream.send_all(data)
         got = b""
         with trio.move_on_after(10 if until_closed else 0.5):
@@ -94,17 +98,15 @@ async def test_keep_alive_pipelining_and_streamed_bodies() -> None:
 
 
 async def test_expect_100_continue_is_answered_when_the_body_is_read() -> None:
-    async with running(echo_app) as (address, _):
-        host, port = address.rsplit(":", 1)
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
-            await stream.send_all(
-                b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
-            )
-            interim = await stream.receive_some(1024)
-            assert interim.startswith(b"HTTP/1.1 100 ")
-            await stream.send_all(b"hello")
-            final = await stream.receive_some(65536)
-            assert final.startswith(b"HTTP/1.1 200 OK") and b"PUT /x  5 " in final
+    async with running(echo_app) as (address, _), await connect(address) as stream:
+        await stream.send_all(
+            b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        interim = await stream.receive_some(1024)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        await stream.send_all(b"hello")
+        final = await stream.receive_some(65536)
+        assert final.startswith(b"HTTP/1.1 200 OK") and b"PUT /x  5 " in final
 
 
 async def test_bad_requests_get_clear_errors() -> None:
@@ -237,8 +239,7 @@ async def test_a_client_leaving_mid_upload_is_a_disconnect(
 
     with caplog.at_level(logging.ERROR, logger="portmesh.node.server"):
         async with running(app) as (address, _):
-            host, port = address.rsplit(":", 1)
-            async with await trio.open_tcp_stream(host, int(port)) as stream:
+            async with await connect(address) as stream:
                 await stream.send_all(b"PATCH /u HTTP/1.1\r\nHost: x\r\n")
                 await stream.send_all(b"Content-Length: 1000000\r\n\r\n" + b"x" * 1000)
                 await reading.wait()
@@ -265,32 +266,30 @@ async def test_shutdown_lets_requests_in_flight_finish_and_closes_idle_ones() ->
     results: list[httpx.Response] = []
     async with httpx.AsyncClient() as http, trio.open_nursery() as nursery:
         address = (await nursery.start(server))[0]
-        host, port = address.rsplit(":", 1)
 
         async def slow() -> None:
             results.append(await http.get(f"http://{address}/slow"))
 
-        async with await trio.open_tcp_stream(host, int(port)) as idle:
+        async with await connect(address) as idle:
             nursery.start_soon(slow)
             await trio.sleep(0.3)  # the slow request is in the application
             stop.cancel()
             with trio.fail_after(5):
                 assert await idle.receive_some(10) == b"", "idle connections close at once"
         with pytest.raises(OSError):
-            await trio.open_tcp_stream(host, int(port))
+            await connect(address)
         release.set()
     assert [r.text for r in results] == ["done"]
 
 
 async def test_idle_connections_and_stalled_heads_are_closed() -> None:
     async with running(echo_app, keep_alive=0.3, read_timeout=0.3) as (address, _):
-        host, port = address.rsplit(":", 1)
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
+        async with await connect(address) as stream:
             await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 200 OK")
             with trio.fail_after(5):
                 assert await stream.receive_some(10) == b""
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
+        async with await connect(address) as stream:
             await stream.send_all(b"GET / HTTP/1.1\r\nHo")  # and nothing more
             with trio.fail_after(5):
                 assert await stream.receive_some(10) == b""
@@ -302,29 +301,24 @@ async def refusing_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def test_an_unread_small_body_is_dropped_and_the_connection_kept() -> None:
-    async with running(refusing_app) as (address, _):
-        host, port = address.rsplit(":", 1)
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
-            await stream.send_all(
-                b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234"
-            )
-            with trio.fail_after(5):
-                first = await stream.receive_some(65536)
-            assert first.startswith(b"HTTP/1.1 401 ") and first.endswith(b"who are you?")
-            assert b"connection: close" not in first.lower()
-            # the rest of the body arrives after the answer; the next request is served
-            await stream.send_all(b"56789GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
-            with trio.fail_after(5):
-                second = await stream.receive_some(65536)
-            assert second.startswith(b"HTTP/1.1 401 ")
+    async with running(refusing_app) as (address, _), await connect(address) as stream:
+        await stream.send_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        with trio.fail_after(5):
+            first = await stream.receive_some(65536)
+        assert first.startswith(b"HTTP/1.1 401 ") and first.endswith(b"who are you?")
+        assert b"connection: close" not in first.lower()
+        # the rest of the body arrives after the answer; the next request is served
+        await stream.send_all(b"56789GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        with trio.fail_after(5):
+            second = await stream.receive_some(65536)
+        assert second.startswith(b"HTTP/1.1 401 ")
 
 
 async def test_an_answer_before_a_large_body_closes_without_a_reset() -> None:
     """A client still sending a large body gets the whole answer and a clean close."""
     async with running(refusing_app) as (address, _):
-        host, port = address.rsplit(":", 1)
         size = 10 * 1024 * 1024
-        async with await trio.open_tcp_stream(host, int(port)) as stream:
+        async with await connect(address) as stream:
             head = f"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode()
             await stream.send_all(head + bytes(1024 * 1024))
             await trio.sleep(0.2)  # the answer is out, the server is closing
