@@ -24,7 +24,8 @@ from .errors import ProtocolError, Unavailable, error_from_transport
 __all__ = ["READ_SIZE", "DirectBody", "HTTPBlobStream", "abandon", "body_chunks"]
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-#: the most one read of a directly read body takes
+#: the most one read of an upstream connection takes, through h11 or directly (measured
+#: best: 1 MiB, against 256 KiB and 4 MiB)
 READ_SIZE = 1024 * 1024
 
 

@@ -152,7 +152,7 @@ class ProxyCache:
                 return CachedManifest(cached, "hit")
             check = await meta.tag_check(local, reference)
             if check is not None:
-                self._fresh[key] = max(self._fresh.get(key, -1e18), check.checked)
+                self._note_fresh(key, check.checked)
                 if self.wall() - check.checked < ttl:
                     return CachedManifest(cached, "hit")
         running = self._revalidating.get(key)
@@ -206,7 +206,10 @@ class ProxyCache:
         """Record, for every process, that the tag ``key`` was validated just now."""
         now = self.wall()
         await self.registry.meta.mark_tag_checked(*key, now)
-        self._fresh[key] = max(self._fresh.get(key, -1e18), now)
+        self._note_fresh(key, now)
+
+    def _note_fresh(self, key: tuple[str, str], checked: float) -> None:
+        self._fresh[key] = max(self._fresh.get(key, -1e18), checked)
 
     async def _fetch(
         self, client: Upstream, route: Route, reference: str, tag: str | None
@@ -236,8 +239,7 @@ class ProxyCache:
             checked=None if tag is None else now,
         )
         if tag is not None:
-            key = (route.local, tag)
-            self._fresh[key] = max(self._fresh.get(key, -1e18), now)
+            self._note_fresh((route.local, tag), now)
         config = parsed.blobs[0] if parsed.blobs else None
         if config is not None and config.size <= PREFETCH_MAX:
             self.fills.nursery.start_soon(self._prefetch, route, config.digest)

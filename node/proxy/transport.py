@@ -23,13 +23,12 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
+from adapters.blobstream import READ_SIZE
+
 __all__ = ["READ_SIZE", "WideReads", "upstream_transport"]
 
 #: the bytes of a response head up to its status code ("HTTP/1.1 200")
 _STATUS_END = 12
-#: the most one read of an upstream connection takes (measured best: 1 MiB, against
-#: 256 KiB and 4 MiB)
-READ_SIZE = 1024 * 1024
 
 _SocketOption: typing.TypeAlias = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]

@@ -315,13 +315,11 @@ class FsBlobWriter:
         fd = self._open_fd()
         try:
             self._end_direct(write_tail=True)
-            known = None
+            actual = None
             if expected.algorithm == "sha256":
                 sha256 = self._sha256
-                known = sha256.hexdigest() if sha256 is not None else self._recorded_sha256()
-            if known is not None:
-                actual = known
-            else:
+                actual = sha256.hexdigest() if sha256 is not None else self._recorded_sha256()
+            if actual is None:
                 hasher(expected.algorithm)  # raises UNSUPPORTED before any thread work
                 actual = await trio.to_thread.run_sync(_hash_file, self._path, expected.algorithm)
             if actual != expected.encoded:
