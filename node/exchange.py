@@ -180,6 +180,8 @@ class Exchange:
         if self.finished:
             raise RuntimeError("the response is complete")
         h = self.conn.h11
+        if more and not self.started:
+            self.conn.unlimit()  # a body in pieces: see node.server
         out = b"" if self.started else self._response_head(None if more else body)
         if body and not self.head:
             pieces = h.send_with_data_passthrough(h11.Data(data=body)) or []

@@ -244,7 +244,9 @@ def _run_workers(config: NodeConfig, argv: list[str]) -> int:
     The sockets share the port with ``SO_REUSEPORT``, so the kernel spreads connections
     evenly over the workers (one shared socket lets whichever worker wakes first take
     them all). The launcher only binds and supervises: it imports none of the node, so it
-    costs a few MiB. Each worker is this command again, told which socket to serve.
+    costs a few MiB. Each worker is this command again, told which socket to serve; it
+    starts listening on it once it serves (``node.server.serve``), so a connection never
+    waits in the queue of a worker still starting while another one is ready.
     """
     host, port = config.host_port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -254,7 +256,6 @@ def _run_workers(config: NodeConfig, argv: list[str]) -> int:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(1024)
         port = sock.getsockname()[1]
         socks.append(sock)
     metrics_dir = config.data / ".metrics"

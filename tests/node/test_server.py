@@ -8,8 +8,10 @@ import hashlib
 import logging
 import os
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import trio
 
 from node.app import serve as serve_node
 from node.config import NodeConfig
-from node.server import MAX_HEAD, bind_sockets, serve
+from node.server import MAX_HEAD, NOTSENT_LOWAT, TCP_NOTSENT_LOWAT, UNLIMITED, bind_sockets, serve
 
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -95,6 +97,63 @@ async def test_keep_alive_pipelining_and_streamed_bodies() -> None:
         got = await raw(address, two)
         assert got.count(b"HTTP/1.1 200 OK") == 2
         assert b"GET /one  0 " in got and b"POST /two  3 " in got
+
+
+def unsent_limit(client: tuple[str, int]) -> int:
+    """``TCP_NOTSENT_LOWAT`` of this process's connection from ``client``."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:  # not a socket
+            continue
+        with sock:
+            try:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername() == client:
+                    return sock.getsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT)
+            except OSError:  # a listener, or not TCP
+                continue
+    raise AssertionError(f"no connection from {client}")
+
+
+async def test_a_body_sent_in_pieces_goes_out_without_the_unsent_data_limit() -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path, client = scope["path"], scope["client"]
+        seen.append((f"{path} before", unsent_limit(client)))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if path == "/pieces":
+            for _ in range(3):
+                await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+                seen.append((f"{path} sending", unsent_limit(client)))
+        await send({"type": "http.response.body", "body": b"y"})
+
+    async with running(app) as (address, _), httpx.AsyncClient() as http:
+        for path in ("/whole", "/pieces", "/whole"):
+            got = await http.get(f"http://{address}{path}")
+            assert got.content == (b"x" * 3000 if path == "/pieces" else b"") + b"y"
+    assert seen == [
+        ("/whole before", NOTSENT_LOWAT),
+        ("/pieces before", NOTSENT_LOWAT),
+        *[("/pieces sending", UNLIMITED)] * 3,
+        ("/whole before", NOTSENT_LOWAT),  # the same connection, its limit back
+    ]
+
+
+async def test_a_socket_only_bound_starts_listening_when_served() -> None:
+    """How ``--workers`` hands sockets over: no connection is taken before serving."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{sock.getsockname()[1]}"
+    with pytest.raises(OSError):  # refused: nothing listens yet
+        await connect(address)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve, echo_app, [sock]))
+        async with httpx.AsyncClient() as http:
+            got = await http.get(f"http://{address}/ready")
+        assert got.status_code == 200 and got.text.startswith("GET /ready")
+        nursery.cancel_scope.cancel()
 
 
 async def test_expect_100_continue_is_answered_when_the_body_is_read() -> None:
