@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtests import nginx
+from loadtests import nginx, proctree
 
 KINDS = ("portmesh", "registry", "portmesh-nginx")
 _NAMES = {
@@ -184,11 +184,25 @@ def _wait_ready(server: Server, timeout: float) -> None:
         try:
             with urllib.request.urlopen(server.base_url + "/v2/", timeout=2) as resp:
                 if resp.status == 200:
+                    _wait_settled(server, deadline)
                     return
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{server.label} not ready after {timeout:.0f} s:\n{server.tail_log()}")
+
+
+def _wait_settled(server: Server, deadline: float, quiet: float = 0.2) -> None:
+    """Wait (until ``deadline``) for ``server``'s processes to use no CPU for ``quiet``
+    seconds: one worker answering does not mean that the others have finished starting,
+    and a worker still starting would take CPU from what is measured next."""
+    last = proctree.cpu_seconds(*server.pids)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = proctree.cpu_seconds(*server.pids)
+        if now - last < 0.02:
+            return
+        last = now
 
 
 def stop(server: Server, grace: float = 10.0) -> None:
