@@ -8,6 +8,7 @@ each other's children (nginx and the node behind it) is measured as the union of
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -120,3 +121,16 @@ def sample_peak_rss(*roots: int, interval: float = 0.05) -> Iterator[PeakRss]:
         stop.set()
         thread.join()
         result.peak = max(result.peak, rss_bytes(tree(*roots)))
+
+
+def pin(cpus: set[int], *roots: int) -> None:
+    """Bind every thread of the trees of ``roots`` to ``cpus`` (threads they start later
+    inherit it from the thread that starts them)."""
+    for pid in tree(*roots):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.sched_setaffinity(int(task), cpus)

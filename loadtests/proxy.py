@@ -72,6 +72,8 @@ class Settings:
 class Results:
     pull_s: dict[str, list[float]] = field(default_factory=dict)
     pull_upstream: dict[str, list[float]] = field(default_factory=dict)
+    #: the same pulls with skopeo on a CPU of its own and the servers on the others
+    pinned_s: dict[str, list[float]] = field(default_factory=dict)
     #: CPU seconds of the serving process trees per pull (direct: the upstream's)
     pull_cpu: dict[str, list[float]] = field(default_factory=dict)
     cold: dict[str, dict[int, list[ColdGets]]] = field(default_factory=dict)
@@ -210,24 +212,47 @@ def alternating(names: list[str], rep: int) -> list[str]:
 
 
 def cold_pulls(b: Bench, res: Results) -> None:
-    size = b.layout.layer_size
+    """Cold pulls with every process on every CPU, then (given two CPUs or more) with
+    skopeo on one CPU and the servers on the others, as when the client runs on a machine
+    of its own: the first shows what the proxy's CPU takes from a client beside it."""
     tag = b.layout.tag
     proxy_measure.pull(f"{b.upstream.host}/{REPO}:{tag}", tag, b.tmp / "warm")  # page cache
+    cpus = sorted(os.sched_getaffinity(0))
+    _cold_pulls(b, res.pull_s, res, None)
+    if len(cpus) > 1:
+        client, servers_on = {cpus[0]}, set(cpus[1:])
+        proctree.pin(servers_on, *b.upstream.pids)
+        try:
+            _cold_pulls(b, res.pinned_s, res, (client, servers_on))
+        finally:
+            proctree.pin(set(cpus), *b.upstream.pids)
+
+
+def _cold_pulls(
+    b: Bench, times: dict[str, list[float]], res: Results, pins: tuple[set[int], set[int]] | None
+) -> None:
+    size = b.layout.layer_size
+    tag = b.layout.tag
+    how = "" if pins is None else ", client on a CPU of its own"
     for rep in range(b.cfg.pull_reps):
         for name in alternating([DIRECT, PM, REG], rep):
             dest = b.tmp / f"pull-{rep}"
             with ExitStack() as one:
                 srv = b.upstream if name == DIRECT else one.enter_context(b.fresh(name))
+                if pins is not None:
+                    proctree.pin(pins[1], *srv.pids)
                 b.access.mark()
                 cpu0 = proctree.cpu_seconds(*srv.pids)
-                secs = proxy_measure.pull(f"{srv.host}/{b.repo(name)}:{tag}", tag, dest)
+                secs = proxy_measure.pull(f"{srv.host}/{b.repo(name)}:{tag}", tag, dest,
+                                          cpus=None if pins is None else pins[0])  # fmt: skip
                 cpu = proctree.cpu_seconds(*srv.pids) - cpu0
-                if name != DIRECT:
+                if name != DIRECT and pins is None:
                     got, _ = b.blob_upstream()
                     res.pull_upstream.setdefault(name, []).append(got / size)
-            res.pull_s.setdefault(name, []).append(secs)
-            res.pull_cpu.setdefault(name, []).append(cpu)
-            log(f"cold pull {name}: {secs:.2f} s, server {cpu:.2f} CPU-s")
+            times.setdefault(name, []).append(secs)
+            if pins is None:
+                res.pull_cpu.setdefault(name, []).append(cpu)
+            log(f"cold pull {name}{how}: {secs:.2f} s, server {cpu:.2f} CPU-s")
 
 
 def cold_gets(b: Bench, res: Results) -> None:
@@ -302,10 +327,10 @@ def rows(cfg: Settings, res: Results, size: int) -> list[Row]:
     def med(d: dict[str, list[float]], name: str) -> float:
         return median(d[name])
 
-    def paired(name: str) -> float:
+    def paired(name: str, times: dict[str, list[float]] = res.pull_s) -> float:
         """The median over repetitions of this pull's time over the direct pull's next
         to it (both in one repetition: the machine's speed of the moment cancels out)."""
-        return median([a / d for a, d in zip(res.pull_s[name], res.pull_s[DIRECT], strict=True)])
+        return median([a / d for a, d in zip(times[name], times[DIRECT], strict=True)])
 
     out = [
         Row(f"cold pull {cfg.size_mib} MiB image (skopeo)", "s", med(res.pull_s, PM),
@@ -319,6 +344,13 @@ def rows(cfg: Settings, res: Results, size: int) -> list[Row]:
         Row("  upstream bytes of the layer", "x blob", med(res.pull_upstream, PM),
             med(res.pull_upstream, REG), digits=2),
     ]  # fmt: skip
+    if res.pinned_s:
+        out += [
+            Row("  the same, client on a CPU of its own", "s", med(res.pinned_s, PM),
+                med(res.pinned_s, REG), digits=2, ref=med(res.pinned_s, DIRECT)),
+            Row("  time / direct pull, paired", "x", paired(PM, res.pinned_s),
+                paired(REG, res.pinned_s), digits=2),
+        ]  # fmt: skip
     for n in cfg.clients:
         a, b = res.cold[PM][n], res.cold[REG][n]
         out += [

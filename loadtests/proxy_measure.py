@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import re
 import subprocess
 import threading
@@ -74,15 +75,18 @@ class AccessLog:
         return hits
 
 
-def pull(ref: str, tag: str, dest: Path, timeout: float = 600.0) -> float:
-    """``skopeo copy docker://ref oci:dest:tag`` and return its wall time; ``dest`` is
-    removed afterwards. RuntimeError if skopeo fails.
+def pull(
+    ref: str, tag: str, dest: Path, timeout: float = 600.0, cpus: set[int] | None = None
+) -> float:
+    """``skopeo copy docker://ref oci:dest:tag`` (on ``cpus`` only, if given) and return
+    its wall time; ``dest`` is removed afterwards. RuntimeError if skopeo fails.
     """
     argv = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}",
             f"oci:{dest}:{tag}"]  # fmt: skip
+    bind = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
     t0 = time.perf_counter()
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, preexec_fn=bind)
         wall = time.perf_counter() - t0
     finally:
         subprocess.run(["rm", "-rf", str(dest)], check=False)
