@@ -120,13 +120,17 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _spawn(kind: str, label: str, workdir: Path, port: int, argv: list[str]) -> servers.Server:
-    """Start ``argv`` in its own session (log in ``workdir/server.log``) and wait for /v2/."""
+def _spawn(
+    kind: str, label: str, workdir: Path, port: int, argv: list[str],
+    env: dict[str, str] | None = None,
+) -> servers.Server:  # fmt: skip
+    """Start ``argv`` in ``workdir``, in its own session (log in ``workdir/server.log``),
+    and wait for /v2/."""
     log_path = workdir / "server.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=workdir,
         )  # fmt: skip
     srv = servers.Server(kind, label, port, proc, workdir, log_path)
     try:
@@ -153,9 +157,11 @@ def start_registry(label: str, workdir: Path, *, upstream: str = "") -> servers.
 
 
 def start_node(
-    label: str, workdir: Path, upstream: str, cfg: Settings, tag_ttl: float | None = None
-) -> servers.Server:
-    """A Portmesh node whose project ``hub`` pulls through ``upstream``."""
+    label: str, workdir: Path, upstream: str, cfg: Settings, tag_ttl: float | None = None,
+    env: dict[str, str] | None = None,
+) -> servers.Server:  # fmt: skip
+    """A Portmesh node whose project ``hub`` pulls through ``upstream`` (run with the
+    environment ``env``, if given)."""
     workdir.mkdir(parents=True)
     port = servers.free_port()
     config = workdir / "node.toml"
@@ -166,7 +172,7 @@ def start_node(
         "--data", str(workdir / "data"), "--no-auth", "--workers", str(cfg.workers),
         "--log-level", "error", "--config", str(config),
     ]  # fmt: skip
-    return _spawn("portmesh-proxy", label, workdir, port, argv)
+    return _spawn("portmesh-proxy", label, workdir, port, argv, env)
 
 
 class Bench:
