@@ -34,12 +34,12 @@ __all__ = ["CHUNK", "Fill", "FillFailed", "Fills", "Source"]
 
 log = logging.getLogger("portmesh.proxy")
 
-CHUNK = 1024 * 1024
+CHUNK = 2 * 1024 * 1024
 #: buffers received ahead of the store's writer (which copies and hashes in a thread)
-AHEAD = 4
+AHEAD = 2
 #: the latest buffers a fill keeps for its readers (more than AHEAD + 1, so that every
 #: byte older than them is in the store's file)
-KEEP = 6
+KEEP = 4
 #: how often a process following another's fill looks at its file
 FOLLOW_INTERVAL = 0.01
 #: how far the fill runs ahead of its fastest reader before it waits for it (well within
