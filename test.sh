@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need, then runs ruff, mypy and pytest.
+# The project's test command: installs what the tests need, then runs ruff (lint and format
+# check), mypy and pytest.
 # Extra arguments go to pytest (./test.sh -k manifests -x). Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -63,6 +64,8 @@ fi
 status=0
 echo "== ruff check" >&2
 .venv/bin/ruff check . || status=1
+echo "== ruff format --check" >&2
+.venv/bin/ruff format --check . || status=1
 echo "== mypy" >&2
 .venv/bin/mypy || status=1
 echo "== pytest" >&2

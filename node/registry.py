@@ -158,14 +158,8 @@ class Registry:
             await _copy(body, writer)
             written = writer.size - before
             if length is not None and written != length:
-                raise OCIError(
-                    "SIZE_INVALID", f"got {written} bytes, Content-Length said {length}"
-                )
-            if (
-                not final
-                and self.chunk_min_length
-                and 0 < written < self.chunk_min_length
-            ):
+                raise OCIError("SIZE_INVALID", f"got {written} bytes, Content-Length said {length}")
+            if not final and self.chunk_min_length and 0 < written < self.chunk_min_length:
                 raise OCIError(
                     "SIZE_INVALID",
                     f"chunks must be at least {self.chunk_min_length} bytes",
@@ -178,8 +172,14 @@ class Registry:
                 await writer.suspend()
 
     async def finish_upload(
-        self, repo: str, upload_id: str, digest: Digest, body: AsyncIterable[bytes],
-        *, start: int | None, length: int | None,
+        self,
+        repo: str,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterable[bytes],
+        *,
+        start: int | None,
+        length: int | None,
     ) -> None:
         """Append the final chunk (may be empty), verify ``digest`` and publish the blob."""
         await self.append(repo, upload_id, body, start=start, length=length, final=True)
@@ -368,4 +368,3 @@ async def _commit(writer: BlobWriter, digest: Digest) -> int:
             f"content has digest {exc.actual}, not {exc.expected}",
             {"digest": str(digest)},
         ) from exc
-

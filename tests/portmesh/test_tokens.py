@@ -241,4 +241,3 @@ def test_intersect_requested_with_granted() -> None:
 def test_all_names_are_exported() -> None:
     for name in tokens_module.__all__:
         assert hasattr(tokens_module, name)
-
