@@ -177,8 +177,20 @@ def error_from_response(
 def error_from_transport(exc: httpx.HTTPError, what: str) -> UpstreamError:
     """Translate an httpx transport failure (no usable answer) into :class:`Unavailable`."""
     kind = type(exc).__name__
-    detail = str(exc) or kind
-    return Unavailable(f"{what}: {detail} ({kind})")
+    return Unavailable(f"{what}: {_message(exc) or kind} ({kind})")
+
+
+def _message(exc: BaseException) -> str:
+    """The first message along ``exc`` and what caused it: httpx's own transport errors
+    often have none, while the TLS or socket error under them says what went wrong."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if str(seen):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 async def send_translated(

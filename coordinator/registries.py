@@ -337,7 +337,8 @@ def to_json(row: Row[Any]) -> dict[str, Any]:
 def policy_upstreams(conn: Connection, keys: SecretKeys) -> list[dict[str, Any]]:
     """The proxy-cache projects and their upstreams, for the nodes' policy snapshot: one
     mapping per project, shaped like a node's ``[[upstream]]`` table (``name`` and
-    ``project`` are the project's name; ``type``, ``url``, ``username``, ``password``).
+    ``project`` are the project's name; ``type``, ``url``, ``username``, ``password``,
+    ``insecure`` when set).
     The password is the opened secret: the snapshot travels to nodes over their
     authenticated channel."""
     rows = conn.execute(
@@ -359,5 +360,7 @@ def policy_upstreams(conn: Connection, keys: SecretKeys) -> list[dict[str, Any]]
             entry["username"] = spec.username
         if spec.password:
             entry["password"] = spec.password
+        if row.insecure:
+            entry["insecure"] = True
         upstreams.append(entry)
     return upstreams

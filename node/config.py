@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -45,6 +46,10 @@ class UpstreamConfig:
     tag_ttl: float = 60.0
     #: the failure budget of one metadata request before the cache answers instead
     timeout: float = 2.0
+    #: a PEM file of CA certificates trusted for this upstream's TLS besides the public ones
+    ca_file: str = ""
+    #: TLS without verifying the upstream's certificate (Harbor's ``insecure``)
+    insecure: bool = False
 
     @property
     def cache_prefix(self) -> str:
@@ -168,6 +173,7 @@ def _upstream(table: dict[str, Any]) -> UpstreamConfig:
     if kind in ("oci", "distribution", "portmesh") and not table.get("url"):
         raise ConfigError(f"upstream {table['name']}: url is required for type {kind!r}")
     _check_adapter(table["name"], kind, table.get("options", {}))
+    _check_tls(table["name"], table.get("ca_file", ""), table.get("insecure", False))
     values = dict(table)
     values["namespaces"] = tuple(values.get("namespaces", ()))
     upstream = UpstreamConfig(**values)
@@ -185,6 +191,22 @@ def _check_spec(upstream: UpstreamConfig) -> None:
         validate_spec(upstream.adapter_spec())
     except ValueError as exc:
         raise ConfigError(f"upstream {upstream.name}: {exc}") from exc
+
+
+def _check_tls(name: str, ca_file: object, insecure: object) -> None:
+    """``insecure`` is a boolean; ``ca_file`` names a readable PEM file of certificates."""
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"upstream {name}: insecure must be true or false")
+    if not isinstance(ca_file, str):
+        raise ConfigError(f"upstream {name}: ca_file must be a path")
+    if not ca_file:
+        return
+    if insecure:
+        raise ConfigError(f"upstream {name}: ca_file and insecure = true exclude each other")
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"upstream {name}: ca_file {ca_file}: {exc}") from exc
 
 
 def _check_adapter(name: str, kind: object, options: object) -> None:

@@ -25,7 +25,7 @@ import httpx
 
 from adapters.blobstream import READ_SIZE
 
-__all__ = ["READ_SIZE", "WideReads", "upstream_transport"]
+__all__ = ["READ_SIZE", "WideReads", "tls_context", "upstream_transport"]
 
 #: the bytes of a response head up to its status code ("HTTP/1.1 200")
 _STATUS_END = 12
@@ -154,14 +154,28 @@ class WideReads(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+def tls_context(*, ca_file: str = "", insecure: bool = False) -> ssl.SSLContext:
+    """TLS settings for one upstream: the public CAs (httpx's bundle) and those of
+    ``ca_file``; or, ``insecure``, no check of the upstream's certificate at all."""
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    context = httpx.create_ssl_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 def upstream_transport(
-    *, verify: ssl.SSLContext | str | bool = True, read_size: int = READ_SIZE
+    *, verify: ssl.SSLContext | bool = True, read_size: int = READ_SIZE
 ) -> httpx.AsyncHTTPTransport:
     """httpx's transport with its default limits, on trio, reading in ``read_size`` slices.
 
     The caller hands it to ``httpx.AsyncClient(transport=...)``, which closes it.
     """
-    context = httpx.create_ssl_context(verify=verify)
+    context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
     transport = httpx.AsyncHTTPTransport(verify=context)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
     # httpx takes no network backend, so its pool is replaced by the same pool with one.

@@ -244,6 +244,7 @@ async def test_proxy_projects_need_their_registry(
                 name=unique("mirror"),
                 url="http://127.0.0.1:5999",
                 type="docker-registry",
+                insecure=True,
                 credential=RegistryCredential(access_key="robot", access_secret=SECRET),
             )
         )
@@ -268,6 +269,7 @@ async def test_proxy_projects_need_their_registry(
             "url": "http://127.0.0.1:5999",
             "username": "robot",
             "password": SECRET,
+            "insecure": True,
         }
     ]
 

@@ -18,6 +18,7 @@ import trio
 from support.clients import digest_of, skopeo_copy, skopeo_inspect_raw
 from support.images import MiB, layout_tag_digest, write_image, write_multiarch_image
 from support.servers import Server, podman_env, run_docker_registry, run_node, run_tool
+from support.tls import make_tls
 
 pytestmark = pytest.mark.integration
 
@@ -60,12 +61,16 @@ async def test_proxy_project_pull_keeps_digests(
         ):
             out = tmp_path / f"out-{tag}"
             await skopeo_copy(
-                skopeo, f"docker://{node.address}/hub/{repo}:{tag}", f"oci:{out}:{tag}",
+                skopeo,
+                f"docker://{node.address}/hub/{repo}:{tag}",
+                f"oci:{out}:{tag}",
                 all_images=True,
             )
             assert layout_tag_digest(out, tag) == expected
             through = await skopeo_inspect_raw(skopeo, f"docker://{node.address}/hub/{repo}:{tag}")
-            direct = await skopeo_inspect_raw(skopeo, f"docker://{docker_registry.address}/{repo}:{tag}")
+            direct = await skopeo_inspect_raw(
+                skopeo, f"docker://{docker_registry.address}/{repo}:{tag}"
+            )
             assert through == direct, "the index is cached whole, byte for byte"
         async with httpx.AsyncClient(base_url=node.url) as client:
             repos = (await client.get("/v2/_catalog")).json()["repositories"]
@@ -105,7 +110,8 @@ async def test_mirror_mode_maps_ns_to_the_upstream(
     ):
         # containerd asks for "alpine" with ?ns=docker.io: Docker Hub's library/ applies.
         r = await client.get(
-            "/v2/alpine/manifests/v1", params={"ns": "docker.io"},
+            "/v2/alpine/manifests/v1",
+            params={"ns": "docker.io"},
             headers={"Accept": OCI_ACCEPT},
         )
         assert r.status_code == 200, r.text
@@ -182,7 +188,9 @@ async def test_two_level_chain_edge_parent_upstream(
         async with run_node(tmp_path / "edge", "--config", str(edge_config)) as edge:
             out = tmp_path / "out"
             await skopeo_copy(
-                skopeo, f"docker://{edge.address}/up/hub/team/multi:v1", f"oci:{out}:v1",
+                skopeo,
+                f"docker://{edge.address}/up/hub/team/multi:v1",
+                f"oci:{out}:v1",
                 all_images=True,
             )
             assert layout_tag_digest(out, "v1") == index.index_digest
@@ -190,6 +198,43 @@ async def test_two_level_chain_edge_parent_upstream(
                 for server, repo in ((edge, "up/hub/team/multi"), (parent, "hub/team/multi")):
                     catalog = (await client.get(f"{server.url}/v2/_catalog")).json()
                     assert repo in catalog["repositories"], "each level caches"
+
+
+async def test_tls_upstreams_with_a_private_ca_or_unchecked(
+    docker_registry: Server, skopeo: str, tmp_path: Path
+) -> None:
+    """An HTTPS upstream whose certificate a private CA signed: trusted with ``ca_file``,
+    refused without it (a clear error, nothing cached), taken unchecked with ``insecure``."""
+    image = write_image(tmp_path / "src", "v1", layer_sizes=(1 * MiB,))
+    await push(skopeo, image.layout, "v1", docker_registry, "team/app")
+    tls = make_tls(tmp_path / "tls")
+    storage = tmp_path / "docker-registry" / "storage"  # the docker_registry fixture's
+    async with run_docker_registry(tmp_path / "secure", storage=storage, tls=tls) as secure:
+        assert secure.url.startswith("https://")
+        config = tmp_path / "node.toml"
+        config.write_text(
+            f'[[upstream]]\nname = "private"\nurl = "{secure.url}"\nproject = "private"\n'
+            f'ca_file = "{tls.ca}"\n'
+            f'[[upstream]]\nname = "public"\nurl = "{secure.url}"\nproject = "public"\n'
+            f'[[upstream]]\nname = "skip"\nurl = "{secure.url}"\nproject = "skip"\n'
+            "insecure = true\n"
+        )
+        async with run_node(tmp_path / "node", "--config", str(config)) as node:
+            for project in ("private", "skip"):
+                out = tmp_path / f"out-{project}"
+                await skopeo_copy(
+                    skopeo, f"docker://{node.address}/{project}/team/app:v1", f"oci:{out}:v1"
+                )
+                assert layout_tag_digest(out, "v1") == image.manifest_digest
+            async with httpx.AsyncClient(base_url=node.url, timeout=10) as client:
+                refused = await client.get(
+                    "/v2/public/team/app/manifests/v1", headers={"Accept": OCI_ACCEPT}
+                )
+                assert refused.status_code >= 500, refused.text
+                assert refused.json()["errors"][0]["code"] == "UNAVAILABLE"
+                assert "CERTIFICATE_VERIFY_FAILED" in refused.text
+                repos = (await client.get("/v2/_catalog")).json()["repositories"]
+                assert "public/team/app" not in repos
 
 
 async def test_range_of_a_cold_blob_far_ahead_of_the_fill(
@@ -224,9 +269,7 @@ async def _push_manifest(
     return str(r.headers["Docker-Content-Digest"])
 
 
-async def test_referrers_are_proxied_from_a_parent_node(
-    skopeo: str, tmp_path: Path
-) -> None:
+async def test_referrers_are_proxied_from_a_parent_node(skopeo: str, tmp_path: Path) -> None:
     image = write_image(tmp_path / "src", "v1", layer_sizes=(1 * MiB,))
     async with run_node(tmp_path / "parent") as parent:
         await push(skopeo, image.layout, "v1", parent, "team/app")
@@ -236,16 +279,29 @@ async def test_referrers_are_proxied_from_a_parent_node(
                 "/v2/team/app/blobs/uploads/", params={"digest": digest_of(empty)}, content=empty
             )
             assert r.status_code == 201
-            sbom = await _push_manifest(client, "team/app", "sbom", {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "artifactType": "application/spdx+json",
-                "config": {"mediaType": "application/vnd.oci.empty.v1+json",
-                           "digest": digest_of(empty), "size": 2},
-                "layers": [{"mediaType": "application/vnd.oci.empty.v1+json",
-                            "digest": digest_of(empty), "size": 2}],
-                "subject": image.descriptor.to_json(),
-            })
+            sbom = await _push_manifest(
+                client,
+                "team/app",
+                "sbom",
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "artifactType": "application/spdx+json",
+                    "config": {
+                        "mediaType": "application/vnd.oci.empty.v1+json",
+                        "digest": digest_of(empty),
+                        "size": 2,
+                    },
+                    "layers": [
+                        {
+                            "mediaType": "application/vnd.oci.empty.v1+json",
+                            "digest": digest_of(empty),
+                            "size": 2,
+                        }
+                    ],
+                    "subject": image.descriptor.to_json(),
+                },
+            )
         edge_config = tmp_path / "edge.toml"
         edge_config.write_text(
             f'[[upstream]]\nname = "parent"\nurl = "{parent.url}"\nproject = "up"\n'

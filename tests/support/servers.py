@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -26,6 +27,8 @@ from typing import IO
 import httpx
 import pytest
 import trio
+
+from support.tls import TLSFiles
 
 __all__ = [
     "REPO_ROOT",
@@ -53,6 +56,7 @@ class Server:
     host: str
     port: int
     log: Path
+    scheme: str = "http"
 
     @property
     def address(self) -> str:
@@ -60,7 +64,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return f"{self.scheme}://{self.address}"
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines the server wrote (stdout and stderr)."""
@@ -115,10 +119,14 @@ async def _stop(process: trio.Process) -> None:
         await process.wait()
 
 
-async def _wait_ready(server: Server, process: trio.Process, ready: int = 200) -> None:
+async def _wait_ready(
+    server: Server, process: trio.Process, ready: int = 200, ca: Path | None = None
+) -> None:
     """Poll ``GET /v2/`` until it answers ``ready`` (401 for a registry that wants a login);
-    fail with the log tail if the process dies or time runs out."""
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    fail with the log tail if the process dies or time runs out. ``ca``: the CA file that
+    an HTTPS server's certificate is checked against."""
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+    async with httpx.AsyncClient(timeout=2.0, verify=verify) as client:
         with trio.move_on_after(START_TIMEOUT):
             while True:
                 if process.returncode is not None:
@@ -147,19 +155,21 @@ async def run_server(
     log: Path,
     env: dict[str, str] | None = None,
     ready: int = 200,
+    ca: Path | None = None,
 ) -> AsyncIterator[Server]:
     """Run ``command``, a server that will listen on 127.0.0.1:``port``, until the block ends.
 
     Its stdout and stderr go to ``log``. Fails the test if ``GET /v2/`` does not answer 200
     within ``START_TIMEOUT`` seconds; the process is stopped on the way out in any case.
+    With ``ca`` the server speaks HTTPS with a certificate that CA signed.
     """
-    server = Server(kind, "127.0.0.1", port, log)
+    server = Server(kind, "127.0.0.1", port, log, "https" if ca else "http")
     with _open_log(log) as log_file:
         process = await trio.lowlevel.open_process(
             list(command), stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env
         )
     try:
-        await _wait_ready(server, process, ready)
+        await _wait_ready(server, process, ready, ca)
         yield server
     finally:
         with trio.CancelScope(shield=True):
@@ -219,15 +229,29 @@ auth:
 """
 
 
+TLS_CONFIG = """\
+  tls:
+    certificate: {cert}
+    key: {key}
+"""
+
+
 @asynccontextmanager
 async def run_docker_registry(
-    workdir: Path, users: dict[str, str] | None = None
+    workdir: Path,
+    users: dict[str, str] | None = None,
+    *,
+    storage: Path | None = None,
+    tls: TLSFiles | None = None,
 ) -> AsyncIterator[Server]:
-    """Run docker-registry (CNCF distribution) with filesystem storage in ``workdir``;
-    with ``users`` (name -> password) it requires HTTP Basic (htpasswd, bcrypt)."""
+    """Run docker-registry (CNCF distribution) with filesystem storage in ``workdir`` (or
+    ``storage``: another registry's, to serve its content); with ``users`` (name ->
+    password) it requires HTTP Basic (htpasswd, bcrypt); with ``tls`` it speaks HTTPS."""
     binary = require_binary("docker-registry")
     port = free_port()
-    text = DOCKER_REGISTRY_CONFIG.format(root=workdir / "storage", port=port)
+    text = DOCKER_REGISTRY_CONFIG.format(root=storage or workdir / "storage", port=port)
+    if tls is not None:
+        text += TLS_CONFIG.format(cert=tls.cert, key=tls.key)
     if users:
         import bcrypt
 
@@ -240,8 +264,9 @@ async def run_docker_registry(
     config = _write_file(workdir / "config.yml", text)
     command = [binary, "serve", str(config)]
     ready = 401 if users else 200
+    ca = tls.ca if tls else None
     async with run_server(
-        "docker-registry", command, port, workdir / "registry.log", ready=ready
+        "docker-registry", command, port, workdir / "registry.log", ready=ready, ca=ca
     ) as server:
         yield server
 

@@ -9,9 +9,13 @@ import pytest
 from node.config import ConfigError, UpstreamConfig, load_config
 from node.proxy.cache import Breaker
 from node.proxy.router import Router
+from support.tls import make_tls
 
 HUB = UpstreamConfig(
-    "hub", "http://127.0.0.1:1", project="dockerhub", namespaces=("docker.io",),
+    "hub",
+    "http://127.0.0.1:1",
+    project="dockerhub",
+    namespaces=("docker.io",),
     library_prefix=True,
 )
 GHCR = UpstreamConfig("ghcr", "http://127.0.0.1:2", namespaces=("ghcr.io",))
@@ -21,7 +25,9 @@ def test_proxy_project_strips_the_project() -> None:
     route = Router([HUB, GHCR]).route("dockerhub/library/nginx")
     assert route is not None
     assert (route.upstream, route.remote, route.local) == (
-        HUB, "library/nginx", "dockerhub/library/nginx"
+        HUB,
+        "library/nginx",
+        "dockerhub/library/nginx",
     )
 
 
@@ -74,6 +80,25 @@ def test_upstreams_from_toml_hide_their_password(tmp_path: Path) -> None:
     path.write_text('[[upstream]]\nname = "hub"\nurl = "http://x"\nproject = "a/b"\n')
     with pytest.raises(ConfigError, match="one path segment"):
         load_config(path)
+
+
+def test_tls_settings_are_checked_when_the_config_loads(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    head = '[[upstream]]\nname = "hub"\nurl = "https://127.0.0.1:5001"\n'
+    ca = make_tls(tmp_path / "tls").ca
+    path.write_text(head + f'ca_file = "{ca}"\n')
+    assert load_config(path).upstreams[0].ca_file == str(ca)
+    path.write_text(head + "insecure = true\n")
+    assert load_config(path).upstreams[0].insecure
+    for extra, message in (
+        (f'ca_file = "{tmp_path / "missing.pem"}"\n', "No such file"),
+        (f'ca_file = "{path}"\n', "ca_file"),  # not PEM certificates
+        ('insecure = "yes"\n', "true or false"),
+        (f'ca_file = "{ca}"\ninsecure = true\n', "exclude each other"),
+    ):
+        path.write_text(head + extra)
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
 
 
 def test_breaker_opens_after_failures_and_lets_one_try_per_cooldown() -> None:
