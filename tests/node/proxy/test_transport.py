@@ -3,10 +3,13 @@ heads kept apart from their bodies, and blob bodies read from the socket directl
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +17,8 @@ import trio
 
 from adapters.blobstream import HTTPBlobStream
 from adapters.errors import Unavailable
-from node.proxy.transport import READ_SIZE, upstream_transport
+from node.proxy.transport import READ_SIZE, tls_context, upstream_transport
+from support.tls import TLSFiles, make_tls
 
 BODY = os.urandom(16 * 1024 * 1024)
 
@@ -35,7 +39,7 @@ class Upstream:
     def __init__(self) -> None:
         self.connections = 0
 
-    async def serve(self, stream: trio.SocketStream) -> None:
+    async def serve(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
         async with stream:
             buffer = b""
@@ -52,7 +56,7 @@ class Upstream:
                 elif not await self._answer(stream, path):
                     return
 
-    async def _answer(self, stream: trio.SocketStream, path: bytes) -> bool:
+    async def _answer(self, stream: trio.abc.Stream, path: bytes) -> bool:
         size = len(BODY)
         if path in (b"/big", b"/range"):
             await stream.send_all(_head(size) + BODY)
@@ -84,20 +88,40 @@ class Upstream:
 
 
 @asynccontextmanager
-async def client(read_timeout: float = 30.0) -> AsyncIterator[tuple[httpx.AsyncClient, Upstream]]:
+async def client(
+    read_timeout: float = 30.0, tls: TLSFiles | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, Upstream]]:
+    """A client of the transport under test and the upstream it talks to (over TLS,
+    with a certificate signed by a CA the client is given, if ``tls``)."""
     upstream = Upstream()
+    handler: Callable[[trio.SocketStream], Awaitable[None]] = upstream.serve
+    verify: ssl.SSLContext | bool = True
+    if tls is not None:
+        server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_side.load_cert_chain(tls.cert, tls.key)
+
+        async def handler(stream: trio.SocketStream) -> None:
+            # A client that took a body over closes the connection without TLS's goodbye.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await upstream.serve(trio.SSLStream(stream, server_side, server_side=True))
+
+        verify = tls_context(ca_file=str(tls.ca))
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            partial(trio.serve_tcp, upstream.serve, 0, host="127.0.0.1")
-        )
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            transport=upstream_transport(),
+            base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}",
+            transport=upstream_transport(verify=verify),
             timeout=httpx.Timeout(30.0, read=read_timeout),
         ) as http:
             yield http, upstream
         nursery.cancel_scope.cancel()
+
+
+@pytest.fixture(params=["tcp", "tls"])
+def tls(request: pytest.FixtureRequest, tmp_path: Path) -> TLSFiles | None:
+    """Each test of a blob body runs over plain TCP and over TLS."""
+    return make_tls(tmp_path / "tls") if request.param == "tls" else None
 
 
 async def blob(http: httpx.AsyncClient, path: str, offset: int = 0) -> tuple[bytes, list[int]]:
@@ -145,8 +169,10 @@ async def test_heads_split_anywhere_and_informational_ones_reach_httpx_intact() 
         assert upstream.connections == 1  # every answer left the connection reusable
 
 
-async def test_a_blob_body_is_read_from_the_socket_and_its_connection_closed() -> None:
-    async with client() as (http, upstream):
+async def test_a_blob_body_is_read_from_the_socket_and_its_connection_closed(
+    tls: TLSFiles | None,
+) -> None:
+    async with client(tls=tls) as (http, upstream):
         for path in ("/big", "/split", "/early"):
             got, sizes = await blob(http, path)
             assert got == BODY, path
@@ -161,8 +187,10 @@ async def test_a_blob_body_is_read_from_the_socket_and_its_connection_closed() -
         assert upstream.connections == 5  # the chunked one kept its connection
 
 
-async def test_a_cut_or_stalled_blob_body_is_unavailable_not_short() -> None:
-    async with client(read_timeout=0.5) as (http, _):
+async def test_a_cut_or_stalled_blob_body_is_unavailable_not_short(
+    tls: TLSFiles | None,
+) -> None:
+    async with client(read_timeout=0.5, tls=tls) as (http, _):
         with pytest.raises(Unavailable, match="short"):
             await blob(http, "/cut")
         with pytest.raises(Unavailable, match="ReadTimeout"):
