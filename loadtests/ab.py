@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                         times[rev].append(pull(upstream, proxy.REPO))
                         continue
                     work = tmp / f"node{rep}-{a.revs.index(rev)}"
-                    srv = proxy.start_node(rev, work, upstream.base_url, cfg, env=envs[rev])
+                    srv = proxy.start_node(rev, work, upstream, cfg, env=envs[rev])
                     try:
                         proctree.pin(on, *srv.pids)
                         cpu0 = proctree.cpu_seconds(*srv.pids)

@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: python loadtests/proxy.py
 from loadtests import image, measure, proctree, proxy_measure, servers
 from loadtests.proxy_measure import AccessLog, ColdGets, TagRun
 from loadtests.report import Row, a_at_most, median, render
+from tests.support.tls import TLSFiles, make_tls
 
 REPO = "bench/pull"
 PROJECT = "hub"
@@ -77,6 +78,8 @@ class Results:
     #: CPU seconds of the serving process trees per pull (direct: the upstream's)
     pull_cpu: dict[str, list[float]] = field(default_factory=dict)
     cold: dict[str, dict[int, list[ColdGets]]] = field(default_factory=dict)
+    #: one cold GET at a time from an HTTPS upstream
+    tls: dict[str, list[ColdGets]] = field(default_factory=dict)
     tag_upstream: dict[str, int] = field(default_factory=dict)
     expired_upstream: dict[str, int] = field(default_factory=dict)
     wrk: dict[str, list[TagRun]] = field(default_factory=dict)
@@ -122,7 +125,7 @@ def log(msg: str) -> None:
 
 def _spawn(
     kind: str, label: str, workdir: Path, port: int, argv: list[str],
-    env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None, ca: Path | None = None,
 ) -> servers.Server:  # fmt: skip
     """Start ``argv`` in ``workdir``, in its own session (log in ``workdir/server.log``),
     and wait for /v2/."""
@@ -132,7 +135,7 @@ def _spawn(
             argv, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=workdir,
         )  # fmt: skip
-    srv = servers.Server(kind, label, port, proc, workdir, log_path)
+    srv = servers.Server(kind, label, port, proc, workdir, log_path, ca=ca)
     try:
         servers._wait_ready(srv, timeout=30.0)
     except BaseException:
@@ -141,24 +144,33 @@ def _spawn(
     return srv
 
 
-def start_registry(label: str, workdir: Path, *, upstream: str = "") -> servers.Server:
-    """docker-registry: the upstream (access log on) or, with ``upstream``, its proxy mode."""
+def start_registry(
+    label: str, workdir: Path, *, upstream: servers.Server | None = None,
+    storage: Path | None = None, tls: TLSFiles | None = None,
+) -> servers.Server:  # fmt: skip
+    """docker-registry: the upstream (access log on; serving ``storage``, another one's
+    data, if given; over HTTPS with ``tls``) or, with ``upstream``, its proxy mode."""
     workdir.mkdir(parents=True)
     port = servers.free_port()
     text = servers.REGISTRY_CONFIG.format(
-        root=workdir / "data", port=port, no_access_log="true" if upstream else "false"
+        root=storage or workdir / "data", port=port, no_access_log="true" if upstream else "false"
     )
-    if upstream:
-        text += f"proxy:\n  remoteurl: {upstream}\n"
+    if tls is not None:
+        text += f"  tls:\n    certificate: {tls.cert}\n    key: {tls.key}\n"
+    env = None
+    if upstream is not None:
+        text += f"proxy:\n  remoteurl: {upstream.base_url}\n"
+        if upstream.ca:  # Go's TLS takes the CAs it trusts from here
+            env = {**os.environ, "SSL_CERT_FILE": str(upstream.ca)}
     (workdir / "config.yml").write_text(text)
     kind = "registry-proxy" if upstream else "upstream"
     argv = ["docker-registry", "serve", str(workdir / "config.yml")]
-    return _spawn(kind, label, workdir, port, argv)
+    return _spawn(kind, label, workdir, port, argv, env, tls.ca if tls else None)
 
 
 def start_node(
-    label: str, workdir: Path, upstream: str, cfg: Settings, tag_ttl: float | None = None,
-    env: dict[str, str] | None = None,
+    label: str, workdir: Path, upstream: servers.Server, cfg: Settings,
+    tag_ttl: float | None = None, env: dict[str, str] | None = None,
 ) -> servers.Server:  # fmt: skip
     """A Portmesh node whose project ``hub`` pulls through ``upstream`` (run with the
     environment ``env``, if given)."""
@@ -166,7 +178,10 @@ def start_node(
     port = servers.free_port()
     config = workdir / "node.toml"
     ttl = cfg.tag_ttl if tag_ttl is None else tag_ttl
-    config.write_text(_NODE_CONFIG.format(url=upstream, project=PROJECT, ttl=ttl))
+    text = _NODE_CONFIG.format(url=upstream.base_url, project=PROJECT, ttl=ttl)
+    if upstream.ca:
+        text += f'ca_file = "{upstream.ca}"\n'
+    config.write_text(text)
     argv = [
         servers._portmesh_bin(), "node", "--listen", f"127.0.0.1:{port}",
         "--data", str(workdir / "data"), "--no-auth", "--workers", str(cfg.workers),
@@ -188,11 +203,14 @@ class Bench:
         return f"{PROJECT}/{REPO}" if name == PM else REPO
 
     @contextmanager
-    def fresh(self, name: str, tag_ttl: float | None = None) -> Iterator[servers.Server]:
-        """A newly started proxy ``name`` with an empty data dir; stopped and removed after."""
+    def fresh(
+        self, name: str, tag_ttl: float | None = None, upstream: servers.Server | None = None
+    ) -> Iterator[servers.Server]:
+        """A newly started proxy ``name`` with an empty data dir, of the upstream or of
+        ``upstream``; stopped and removed after."""
         self._n += 1
         workdir = self.tmp / f"proxy{self._n}"
-        up = self.upstream.base_url
+        up = upstream or self.upstream
         if name == PM:
             srv = start_node(name, workdir, up, self.cfg, tag_ttl)
         else:
@@ -281,6 +299,35 @@ def cold_gets(b: Bench, res: Results) -> None:
                 log(f"cold GET x{clients} {name}: {run.wall_s:.2f} s, upstream "
                     f"{run.upstream_bytes / lay.layer_size:.3f}x blob in {run.upstream_gets} "
                     f"GETs, {len(run.bad)} bad bodies")  # fmt: skip
+
+
+def tls_gets(b: Bench, res: Results) -> None:
+    """One cold GET of the layer at a time from an HTTPS upstream: docker-registry serving
+    the upstream's data with a certificate from a CA made here, which the proxies (and
+    curl, for ``direct``) are given."""
+    lay = b.layout
+    tls = make_tls(b.tmp / "tls")
+    secure = start_registry("upstream (HTTPS)", b.tmp / "upstream-tls",
+                            storage=b.upstream.workdir / "data", tls=tls)  # fmt: skip
+    try:
+        for rep in range(b.cfg.reps):
+            for name in alternating([DIRECT, PM, REG], rep):
+                with ExitStack() as one:
+                    srv = (
+                        secure
+                        if name == DIRECT
+                        else one.enter_context(b.fresh(name, upstream=secure))
+                    )
+                    url = f"{srv.base_url}/v2/{b.repo(name)}/blobs/{lay.layer_digest}"
+                    cpu0 = proctree.cpu_seconds(*srv.pids)
+                    run = proxy_measure.concurrent_gets(url, lay.layer_digest, lay.layer_size, 1,
+                                                        cacert=srv.ca)  # fmt: skip
+                    run.cpu_s = proctree.cpu_seconds(*srv.pids) - cpu0
+                res.tls.setdefault(name, []).append(run)
+                log(f"cold GET over HTTPS {name}: {run.wall_s:.2f} s, server {run.cpu_s:.2f} "
+                    f"CPU-s, {len(run.bad)} bad bodies")  # fmt: skip
+    finally:
+        servers.stop(secure)
 
 
 def warm_tags(b: Bench, res: Results, stack: ExitStack) -> None:
@@ -374,6 +421,16 @@ def rows(cfg: Settings, res: Results, size: int) -> list[Row]:
                 median([r.cpu_per_gib for r in b]), digits=2,
                 ref=median([r.cpu_per_gib for r in res.cold[DIRECT][n]])),
         ]  # fmt: skip
+    ta, tb, td = res.tls[PM], res.tls[REG], res.tls[DIRECT]
+    out += [
+        Row("cold GET from an HTTPS upstream, 1 client", "s", median([r.wall_s for r in ta]),
+            median([r.wall_s for r in tb]), digits=2, ref=median([r.wall_s for r in td])),
+        Row("  clients with a wrong or short body", "count", sum(len(r.bad) for r in ta),
+            sum(len(r.bad) for r in tb), "A = 0", a_at_most(0)),
+        Row("  server CPU per GiB served", "CPU-s/GiB", median([r.cpu_per_gib for r in ta]),
+            median([r.cpu_per_gib for r in tb]), digits=2,
+            ref=median([r.cpu_per_gib for r in td])),
+    ]  # fmt: skip
     wa, wb = res.wrk[PM], res.wrk[REG]
     reqs_a, reqs_b = sum(w.requests for w in wa), sum(w.requests for w in wb)
     out += [
@@ -410,6 +467,7 @@ def benchmark(cfg: Settings, tmp: Path, stack: ExitStack) -> list[Row]:
     res = Results()
     cold_pulls(b, res)
     cold_gets(b, res)
+    tls_gets(b, res)
     with ExitStack() as proxies:
         warm_tags(b, res, proxies)
     expired_tags(b, res)

@@ -124,12 +124,14 @@ def _hash_body(proc: subprocess.Popen[bytes], out: list[str]) -> None:
 
 
 def concurrent_gets(url: str, digest: str, size: int, clients: int,
-                    timeout: float = 600.0) -> ColdGets:  # fmt: skip
+                    timeout: float = 600.0, cacert: Path | None = None) -> ColdGets:  # fmt: skip
     """``clients`` curl processes GET ``url`` at once. Each must exit 0 with HTTP 200 and
     ``size`` bytes; the first and the last client's bodies are also hashed and must match
     ``digest``. Failures are returned in ``bad`` (not raised): they are what is measured.
+    ``cacert``: the CA file an HTTPS server's certificate is checked against.
     """
     fmt = "%{http_code} %{size_download}"
+    curl = ["curl", "-s", *(["--cacert", str(cacert)] if cacert else [])]
     hashed = {0, clients - 1}
     procs: list[subprocess.Popen[bytes]] = []
     threads: list[tuple[threading.Thread, list[str]]] = []
@@ -137,14 +139,14 @@ def concurrent_gets(url: str, digest: str, size: int, clients: int,
     try:
         for i in range(clients):
             if i in hashed:
-                p = subprocess.Popen(["curl", "-s", "-o", "-", "-w", "%{stderr}" + fmt, url],
+                p = subprocess.Popen([*curl, "-o", "-", "-w", "%{stderr}" + fmt, url],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
                 sink: list[str] = []
                 t = threading.Thread(target=_hash_body, args=(p, sink), daemon=True)
                 t.start()
                 threads.append((t, sink))
             else:
-                p = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", fmt, url],
+                p = subprocess.Popen([*curl, "-o", "/dev/null", "-w", fmt, url],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
             procs.append(p)
         for t, _ in threads:

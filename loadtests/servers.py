@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -64,6 +65,8 @@ class Server:
     extra: dict[str, str] = field(default_factory=dict)
     #: servers this one forwards to (the node behind nginx); stopped with it
     backends: list[Server] = field(default_factory=list)
+    #: the CA file of its certificate, when it speaks HTTPS
+    ca: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -80,7 +83,7 @@ class Server:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.ca else 'http'}://{self.host}"
 
     def tail_log(self, lines: int = 20) -> str:
         try:
@@ -182,7 +185,10 @@ def _wait_ready(server: Server, timeout: float) -> None:
                 f"{server.label} exited with {server.proc.returncode}:\n{server.tail_log()}"
             )
         try:
-            with urllib.request.urlopen(server.base_url + "/v2/", timeout=2) as resp:
+            context = ssl.create_default_context(cafile=str(server.ca)) if server.ca else None
+            with urllib.request.urlopen(
+                server.base_url + "/v2/", timeout=2, context=context
+            ) as resp:
                 if resp.status == 200:
                     _wait_settled(server, deadline)
                     return
