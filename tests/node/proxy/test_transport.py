@@ -32,9 +32,10 @@ def _head(length: int, *extra: bytes) -> bytes:
 
 class Upstream:
     """Answers by path: ``/big`` BODY, ``/cut`` half of it then closes, ``/stall`` a MiB
-    of it then nothing, ``/chunked`` BODY chunked, ``/early`` a 103 then BODY, ``/split``
-    BODY after a head sent a byte at a time, ``/range`` BODY whatever Range asks for;
-    anything else a short body (a HEAD its head). Counts connections."""
+    of it then nothing, ``/garbage`` (TLS only) a MiB of it then bytes that are no TLS,
+    ``/chunked`` BODY chunked, ``/early`` a 103 then BODY, ``/split`` BODY after a head
+    sent a byte at a time, ``/range`` BODY whatever Range asks for; anything else a short
+    body (a HEAD its head). Counts connections."""
 
     def __init__(self) -> None:
         self.connections = 0
@@ -78,6 +79,10 @@ class Upstream:
             await stream.send_all(
                 b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + _head(size) + BODY
             )
+        elif path == b"/garbage" and isinstance(stream, trio.SSLStream):
+            await stream.send_all(_head(size) + BODY[: 1 << 20])
+            await stream.transport_stream.send_all(os.urandom(64 * 1024))  # not TLS records
+            await trio.sleep_forever()
         elif path == b"/split":
             for byte in _head(size):
                 await stream.send_all(bytes([byte]))
@@ -195,4 +200,7 @@ async def test_a_cut_or_stalled_blob_body_is_unavailable_not_short(
             await blob(http, "/cut")
         with pytest.raises(Unavailable, match="ReadTimeout"):
             await blob(http, "/stall")
+        if tls is not None:
+            with pytest.raises(Unavailable, match="TLS"):
+                await blob(http, "/garbage")
         assert (await http.get("/small")).content == b"short"
