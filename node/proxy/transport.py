@@ -19,6 +19,7 @@ Everything else (TLS, pooling, limits, errors) is httpx's ``AsyncHTTPTransport``
 
 from __future__ import annotations
 
+import functools
 import ssl
 import typing
 from collections.abc import Iterable
@@ -183,16 +184,23 @@ class WideReads(httpcore.AsyncNetworkBackend):
 
 def tls_context(*, ca_file: str = "", insecure: bool = False) -> ssl.SSLContext:
     """TLS settings for one upstream: the public CAs (httpx's bundle) and those of
-    ``ca_file``; or, ``insecure``, no check of the upstream's certificate at all."""
+    ``ca_file``; or, ``insecure``, no check of the upstream's certificate at all. The
+    plain default is made once and shared (loading the bundle takes tens of ms)."""
     if insecure:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
+    if not ca_file:
+        return _public_cas()
     context = httpx.create_ssl_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
+    context.load_verify_locations(cafile=ca_file)
     return context
+
+
+@functools.cache
+def _public_cas() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 def upstream_transport(

@@ -9,6 +9,7 @@ import pytest
 from node.config import ConfigError, UpstreamConfig, load_config
 from node.proxy.cache import Breaker
 from node.proxy.router import Router
+from node.proxy.transport import tls_context
 from support.tls import make_tls
 
 HUB = UpstreamConfig(
@@ -88,6 +89,8 @@ def test_tls_settings_are_checked_when_the_config_loads(tmp_path: Path) -> None:
     ca = make_tls(tmp_path / "tls").ca
     path.write_text(head + f'ca_file = "{ca}"\n')
     assert load_config(path).upstreams[0].ca_file == str(ca)
+    assert tls_context() is tls_context(), "one context with the public CAs for all"
+    assert tls_context(ca_file=str(ca)) is not tls_context()
     path.write_text(head + "insecure = true\n")
     assert load_config(path).upstreams[0].insecure
     for extra, message in (
