@@ -220,6 +220,7 @@ class Bench:
         finally:
             servers.stop(srv)
             shutil.rmtree(workdir, ignore_errors=True)
+            os.sync()  # no writeback of this proxy's files during the next measurement
 
     def blob_upstream(self) -> tuple[int, int]:
         """(bytes, GETs) of the layer the upstream served since the access log's mark."""
