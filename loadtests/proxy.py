@@ -156,7 +156,7 @@ def start_registry(
         root=storage or workdir / "data", port=port, no_access_log="true" if upstream else "false"
     )
     if tls is not None:
-        text += f"  tls:\n    certificate: {tls.cert}\n    key: {tls.key}\n"
+        text += tls.registry_config()
     env = None
     if upstream is not None:
         text += f"proxy:\n  remoteurl: {upstream.base_url}\n"

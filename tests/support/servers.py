@@ -229,13 +229,6 @@ auth:
 """
 
 
-TLS_CONFIG = """\
-  tls:
-    certificate: {cert}
-    key: {key}
-"""
-
-
 @asynccontextmanager
 async def run_docker_registry(
     workdir: Path,
@@ -251,7 +244,7 @@ async def run_docker_registry(
     port = free_port()
     text = DOCKER_REGISTRY_CONFIG.format(root=storage or workdir / "storage", port=port)
     if tls is not None:
-        text += TLS_CONFIG.format(cert=tls.cert, key=tls.key)
+        text += tls.registry_config()
     if users:
         import bcrypt
 

@@ -22,6 +22,11 @@ class TLSFiles:
     cert: Path
     key: Path
 
+    def registry_config(self) -> str:
+        """The ``http.tls`` block of a docker-registry config serving this certificate
+        (to append right after the ``http:`` block's other keys)."""
+        return f"  tls:\n    certificate: {self.cert}\n    key: {self.key}\n"
+
 
 def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
