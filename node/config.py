@@ -203,8 +203,10 @@ def _check_tls(name: str, ca_file: object, insecure: object) -> None:
         return
     if insecure:
         raise ConfigError(f"upstream {name}: ca_file and insecure = true exclude each other")
+    from node.proxy.transport import tls_context
+
     try:
-        ssl.create_default_context(cafile=ca_file)
+        tls_context(ca_file=ca_file)  # as the upstream's client will load it
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"upstream {name}: ca_file {ca_file}: {exc}") from exc
 

@@ -107,7 +107,7 @@ def _build(upstream: UpstreamConfig) -> tuple[Upstream, httpx.AsyncClient]:
         raise ConfigError(f"upstream {upstream.name}: ca_file {upstream.ca_file}: {exc}") from exc
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=upstream.timeout),
-        transport=upstream_transport(verify=tls),
+        transport=upstream_transport(tls=tls),
     )
     try:
         return create_upstream(upstream.adapter_spec(), http=http), http

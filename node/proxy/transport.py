@@ -204,13 +204,14 @@ def _public_cas() -> ssl.SSLContext:
 
 
 def upstream_transport(
-    *, verify: ssl.SSLContext | bool = True, read_size: int = READ_SIZE
+    *, tls: ssl.SSLContext | None = None, read_size: int = READ_SIZE
 ) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with its default limits, on trio, reading in ``read_size`` slices.
+    """httpx's transport with its default limits, on trio, reading in ``read_size`` slices,
+    with the TLS settings ``tls`` (default: the public CAs, :func:`tls_context`).
 
     The caller hands it to ``httpx.AsyncClient(transport=...)``, which closes it.
     """
-    context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+    context = tls or tls_context()
     transport = httpx.AsyncHTTPTransport(verify=context)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
     # httpx takes no network backend, so its pool is replaced by the same pool with one.

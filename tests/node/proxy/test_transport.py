@@ -100,7 +100,7 @@ async def client(
     with a certificate signed by a CA the client is given, if ``tls``)."""
     upstream = Upstream()
     handler: Callable[[trio.SocketStream], Awaitable[None]] = upstream.serve
-    verify: ssl.SSLContext | bool = True
+    tls_settings: ssl.SSLContext | None = None
     if tls is not None:
         server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_side.load_cert_chain(tls.cert, tls.key)
@@ -110,13 +110,13 @@ async def client(
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await upstream.serve(trio.SSLStream(stream, server_side, server_side=True))
 
-        verify = tls_context(ca_file=str(tls.ca))
+        tls_settings = tls_context(ca_file=str(tls.ca))
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         async with httpx.AsyncClient(
             base_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}",
-            transport=upstream_transport(verify=verify),
+            transport=upstream_transport(tls=tls_settings),
             timeout=httpx.Timeout(30.0, read=read_timeout),
         ) as http:
             yield http, upstream
