@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: python loadtests/ab.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loadtests import image, measure, proctree, proxy, proxy_measure, servers
-from loadtests.report import median
+from loadtests.report import median, paired_ratios
 
 ROOT = Path(__file__).resolve().parent.parent
 #: imported at start-up by every process whose PYTHONPATH holds it: the editable
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'revision':<24} {'time/direct':>11} {'quartiles':>13} {'pull s':>7} {'node CPU-s':>10}"
     )
     for rev, t in times.items():
-        ratios = [x / d for x, d in zip(t, direct, strict=True)]
+        ratios = paired_ratios(t, direct)
         q1, _, q3 = quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
         print(f"{rev:<24} {median(ratios):>11.3f} {q1:>6.3f}-{q3:.3f} {median(t):>7.2f} "
               f"{median(cpu[rev]):>10.2f}")  # fmt: skip

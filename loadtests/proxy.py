@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: python loadtests/proxy.py
 
 from loadtests import image, measure, proctree, proxy_measure, servers
 from loadtests.proxy_measure import AccessLog, ColdGets, TagRun
-from loadtests.report import Row, a_at_most, median, render
+from loadtests.report import Row, a_at_most, median, paired_ratios, render
 from tests.support.tls import TLSFiles, make_tls
 
 REPO = "bench/pull"
@@ -382,9 +382,8 @@ def rows(cfg: Settings, res: Results, size: int) -> list[Row]:
         return median(d[name])
 
     def paired(name: str, times: dict[str, list[float]] = res.pull_s) -> float:
-        """The median over repetitions of this pull's time over the direct pull's next
-        to it (both in one repetition: the machine's speed of the moment cancels out)."""
-        return median([a / d for a, d in zip(times[name], times[DIRECT], strict=True)])
+        """The median over repetitions of this pull's time over the direct pull's."""
+        return median(paired_ratios(times[name], times[DIRECT]))
 
     out = [
         Row(f"cold pull {cfg.size_mib} MiB image (skopeo)", "s", med(res.pull_s, PM),

@@ -57,6 +57,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def paired_ratios(times: list[float], refs: list[float]) -> list[float]:
+    """Each measurement over the reference taken beside it (in the same repetition, so
+    that the machine's speed of the moment cancels out)."""
+    return [t / r for t, r in zip(times, refs, strict=True)]
+
+
 def ratio_at_least(x: float) -> Callable[[float, float, float], bool]:
     return lambda _a, _b, r: r >= x
 
