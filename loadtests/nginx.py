@@ -1,9 +1,13 @@
-"""nginx in front of a Portmesh node, with the site config shipped in deploy/nginx.
+"""nginx in front of a Portmesh node, with the site config shipped in deploy/nginx; and
+nginx as a bare forwarding hop in front of any registry.
 
 ``command`` writes a main config (pid file, logs and temp dirs in the server's own work
 dir, access log off like the other servers) that includes ``deploy/nginx/portmesh.conf``
 with its three site-specific values swapped for the benchmark's, and returns the command
 that runs nginx in the foreground. The node must run with ``ACCEL_REDIRECT`` set.
+``forwarder`` does the same for a server that only passes requests and responses on
+(``proxy_buffering off``: every response goes out as it arrives, through 1 MiB buffers),
+the cheapest hop a pull-through cache could be: it caches, hashes and stores nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +50,24 @@ def _swap(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+_FORWARD_SITE = """\
+server {{
+    listen 127.0.0.1:{port};
+    client_max_body_size 0;
+    location / {{
+        proxy_pass http://127.0.0.1:{upstream_port};
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_buffering off;
+        proxy_request_buffering off;
+        proxy_buffer_size 1m;
+        proxy_buffers 4 1m;
+        proxy_busy_buffers_size 2m;
+    }}
+}}
+"""
+
+
 def command(
     workdir: Path, port: int, node_port: int, data: Path, workers: str = "auto"
 ) -> list[str]:
@@ -61,9 +83,22 @@ def command(
     site = _swap(site, "alias /var/lib/portmesh/node/blobs/blobs/;",
                  f"alias {data.resolve() / 'blobs' / 'blobs'}/;")  # fmt: skip
     (root / "portmesh.conf").write_text(site)
+    return _main(root, root / "portmesh.conf", workers)
+
+
+def forwarder(workdir: Path, port: int, upstream_port: int, workers: str = "auto") -> list[str]:
+    """Write nginx's configs under ``workdir`` (which must exist) for 127.0.0.1:``port``
+    passing everything on to 127.0.0.1:``upstream_port``; return the command."""
+    root = workdir.resolve()
+    (root / "temp").mkdir()
+    site = root / "forward.conf"
+    site.write_text(_FORWARD_SITE.format(port=port, upstream_port=upstream_port))
+    return _main(root, site, workers)
+
+
+def _main(root: Path, site: Path, workers: str) -> list[str]:
     user = f"user {pwd.getpwuid(0).pw_name};\n" if os.geteuid() == 0 else ""
     conf = root / "nginx.conf"
-    conf.write_text(_MAIN_CONFIG.format(user=user, workers=workers, root=root,
-                                        site=root / "portmesh.conf"))  # fmt: skip
+    conf.write_text(_MAIN_CONFIG.format(user=user, workers=workers, root=root, site=site))
     return ["nginx", "-p", str(root), "-e", str(root / "error.log"), "-c", str(conf),
             "-g", f"daemon off; master_process on; pid {root / 'nginx.pid'};"]  # fmt: skip

@@ -36,7 +36,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as a script: python loadtests/proxy.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loadtests import image, measure, proctree, proxy_measure, servers
+from loadtests import image, measure, nginx, proctree, proxy_measure, servers
 from loadtests.proxy_measure import AccessLog, ColdGets, TagRun
 from loadtests.report import Row, a_at_most, median, paired_ratios, render
 from tests.support.tls import TLSFiles, make_tls
@@ -44,6 +44,8 @@ from tests.support.tls import TLSFiles, make_tls
 REPO = "bench/pull"
 PROJECT = "hub"
 PM, REG, DIRECT = "Portmesh", "docker-registry proxy", "direct from upstream"
+#: the cold pull through a hop that only forwards: what any proxy costs at the least
+FWD = "forwarding only (nginx)"
 
 _NODE_CONFIG = """\
 [[upstream]]
@@ -168,6 +170,14 @@ def start_registry(
     return _spawn(kind, label, workdir, port, argv, env, tls.ca if tls else None)
 
 
+def start_forwarder(label: str, workdir: Path, upstream: servers.Server) -> servers.Server:
+    """nginx passing every request on to ``upstream`` and every response back as it
+    arrives (``nginx.forwarder``)."""
+    workdir.mkdir(parents=True)
+    port = servers.free_port()
+    return _spawn("forwarder", label, workdir, port, nginx.forwarder(workdir, port, upstream.port))
+
+
 def start_node(
     label: str, workdir: Path, upstream: servers.Server, cfg: Settings,
     tag_ttl: float | None = None, env: dict[str, str] | None = None,
@@ -197,6 +207,8 @@ class Bench:
         self.cfg, self.tmp, self.upstream, self.layout = cfg, tmp, upstream, layout
         self.access = AccessLog(upstream.log_path)
         self._n = 0
+        #: the forwarding hop in front of the upstream, while cold pulls run
+        self.forwarder: servers.Server | None = None
 
     def repo(self, name: str) -> str:
         """The image's repository name as seen through ``name``."""
@@ -239,18 +251,25 @@ def alternating(names: list[str], rep: int) -> list[str]:
 def cold_pulls(b: Bench, res: Results) -> None:
     """Cold pulls with every process on every CPU, then (given two CPUs or more) with
     skopeo on one CPU and the servers on the others, as when the client runs on a machine
-    of its own: the first shows what the proxy's CPU takes from a client beside it."""
+    of its own: the first shows what the proxy's CPU takes from a client beside it. Each
+    repetition also pulls through a hop that only forwards (nginx), the least any proxy
+    adds."""
     tag = b.layout.tag
     proxy_measure.pull(f"{b.upstream.host}/{REPO}:{tag}", tag, b.tmp / "warm")  # page cache
     cpus = sorted(os.sched_getaffinity(0))
-    _cold_pulls(b, res.pull_s, res, None)
-    if len(cpus) > 1:
-        client, servers_on = {cpus[0]}, set(cpus[1:])
-        proctree.pin(servers_on, *b.upstream.pids)
-        try:
-            _cold_pulls(b, res.pinned_s, res, (client, servers_on))
-        finally:
-            proctree.pin(set(cpus), *b.upstream.pids)
+    b.forwarder = start_forwarder(FWD, b.tmp / "forwarder", b.upstream)
+    try:
+        _cold_pulls(b, res.pull_s, res, None)
+        if len(cpus) > 1:
+            client, servers_on = {cpus[0]}, set(cpus[1:])
+            proctree.pin(servers_on, *b.upstream.pids)
+            try:
+                _cold_pulls(b, res.pinned_s, res, (client, servers_on))
+            finally:
+                proctree.pin(set(cpus), *b.upstream.pids)
+    finally:
+        servers.stop(b.forwarder)
+        b.forwarder = None
 
 
 def _cold_pulls(
@@ -260,10 +279,11 @@ def _cold_pulls(
     tag = b.layout.tag
     how = "" if pins is None else ", client on a CPU of its own"
     for rep in range(b.cfg.pull_reps):
-        for name in alternating([DIRECT, PM, REG], rep):
+        for name in alternating([DIRECT, PM, REG, FWD], rep):
             dest = b.tmp / f"pull-{rep}"
             with ExitStack() as one:
-                srv = b.upstream if name == DIRECT else one.enter_context(b.fresh(name))
+                fixed = {DIRECT: b.upstream, FWD: b.forwarder}
+                srv = fixed.get(name) or one.enter_context(b.fresh(name))
                 if pins is not None:
                     proctree.pin(pins[1], *srv.pids)
                 b.access.mark()
@@ -387,22 +407,24 @@ def rows(cfg: Settings, res: Results, size: int) -> list[Row]:
 
     out = [
         Row(f"cold pull {cfg.size_mib} MiB image (skopeo)", "s", med(res.pull_s, PM),
-            med(res.pull_s, REG), digits=2, ref=med(res.pull_s, DIRECT)),
+            med(res.pull_s, REG), digits=2, ref=med(res.pull_s, DIRECT), c=med(res.pull_s, FWD)),
         Row("  time / direct pull, paired", "x", paired(PM), paired(REG), "A <= 1.05x",
-            a_at_most(1.05), digits=2),
+            a_at_most(1.05), digits=2, c=paired(FWD)),
         Row("  time / direct pull, of medians", "x", med(res.pull_s, PM) / med(res.pull_s, DIRECT),
-            med(res.pull_s, REG) / med(res.pull_s, DIRECT), digits=2),
+            med(res.pull_s, REG) / med(res.pull_s, DIRECT), digits=2,
+            c=med(res.pull_s, FWD) / med(res.pull_s, DIRECT)),
         Row("  server CPU per pull", "CPU-s", med(res.pull_cpu, PM), med(res.pull_cpu, REG),
-            digits=2, ref=med(res.pull_cpu, DIRECT)),
+            digits=2, ref=med(res.pull_cpu, DIRECT), c=med(res.pull_cpu, FWD)),
         Row("  upstream bytes of the layer", "x blob", med(res.pull_upstream, PM),
-            med(res.pull_upstream, REG), digits=2),
+            med(res.pull_upstream, REG), digits=2, c=med(res.pull_upstream, FWD)),
     ]  # fmt: skip
     if res.pinned_s:
         out += [
             Row("  the same, client on a CPU of its own", "s", med(res.pinned_s, PM),
-                med(res.pinned_s, REG), digits=2, ref=med(res.pinned_s, DIRECT)),
+                med(res.pinned_s, REG), digits=2, ref=med(res.pinned_s, DIRECT),
+                c=med(res.pinned_s, FWD)),
             Row("  time / direct pull, paired", "x", paired(PM, res.pinned_s),
-                paired(REG, res.pinned_s), digits=2),
+                paired(REG, res.pinned_s), digits=2, c=paired(FWD, res.pinned_s)),
         ]  # fmt: skip
     for n in cfg.clients:
         a, b = res.cold[PM][n], res.cold[REG][n]
@@ -495,8 +517,9 @@ def main(argv: list[str] | None = None) -> int:
           f"B = {REG} (docker-registry proxy mode), same docker-registry upstream; layer "
           f"{cfg.size_mib} MiB; {cfg.reps} reps ({cfg.pull_reps} of the cold pull), fresh "
           f"proxy per cold rep; wrk "
-          f"{cfg.wrk_seconds:g} s; medians; ratio = A/B")  # fmt: skip
-    print(render(table, PM, REG, DIRECT))
+          f"{cfg.wrk_seconds:g} s; medians; ratio = A/B; C = {FWD}: proxy_buffering off, "
+          f"in front of the upstream (cold pulls only)")  # fmt: skip
+    print(render(table, PM, REG, DIRECT, name_c=FWD))
     print()
     judged = [r for r in table if r.verdict]
     failed = [r.name.strip() for r in judged if r.verdict == "FAIL"]
