@@ -69,6 +69,16 @@ class UpstreamConfig:
             timeout=self.timeout,
         )
 
+    def tls_context(self) -> ssl.SSLContext:
+        """This upstream's TLS settings (``node.proxy.transport.tls_context``);
+        :class:`ConfigError` when its ``ca_file`` cannot be loaded."""
+        from node.proxy.transport import tls_context
+
+        try:
+            return tls_context(ca_file=self.ca_file, insecure=self.insecure)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"upstream {self.name}: ca_file {self.ca_file}: {exc}") from exc
+
 
 @dataclass(frozen=True)
 class AuthConfig:
@@ -180,6 +190,7 @@ def _upstream(table: dict[str, Any]) -> UpstreamConfig:
     if upstream.project and ("/" in upstream.project or not upstream.project.strip()):
         raise ConfigError(f"upstream {upstream.name}: project must be one path segment")
     _check_spec(upstream)
+    upstream.tls_context()  # loads ca_file as the upstream's client will
     return upstream
 
 
@@ -194,21 +205,14 @@ def _check_spec(upstream: UpstreamConfig) -> None:
 
 
 def _check_tls(name: str, ca_file: object, insecure: object) -> None:
-    """``insecure`` is a boolean; ``ca_file`` names a readable PEM file of certificates."""
+    """``insecure`` is a boolean, ``ca_file`` a path, and not both are set (the file
+    itself is loaded by ``UpstreamConfig.tls_context``)."""
     if not isinstance(insecure, bool):
         raise ConfigError(f"upstream {name}: insecure must be true or false")
     if not isinstance(ca_file, str):
         raise ConfigError(f"upstream {name}: ca_file must be a path")
-    if not ca_file:
-        return
-    if insecure:
+    if ca_file and insecure:
         raise ConfigError(f"upstream {name}: ca_file and insecure = true exclude each other")
-    from node.proxy.transport import tls_context
-
-    try:
-        tls_context(ca_file=ca_file)  # as the upstream's client will load it
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"upstream {name}: ca_file {ca_file}: {exc}") from exc
 
 
 def _check_adapter(name: str, kind: object, options: object) -> None:

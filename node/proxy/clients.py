@@ -10,7 +10,6 @@ adds a proxy-cache project therefore takes effect without a restart.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
@@ -19,7 +18,7 @@ import trio
 
 from adapters.base import Upstream
 from node.config import ConfigError, UpstreamConfig
-from node.proxy.transport import tls_context, upstream_transport
+from node.proxy.transport import upstream_transport
 
 __all__ = ["UpstreamClients", "open_upstream_clients"]
 
@@ -101,13 +100,9 @@ async def _close(client: Upstream, http: httpx.AsyncClient) -> None:
 def _build(upstream: UpstreamConfig) -> tuple[Upstream, httpx.AsyncClient]:
     from adapters.registry import create_upstream
 
-    try:
-        tls = tls_context(ca_file=upstream.ca_file, insecure=upstream.insecure)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"upstream {upstream.name}: ca_file {upstream.ca_file}: {exc}") from exc
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=upstream.timeout),
-        transport=upstream_transport(tls=tls),
+        transport=upstream_transport(tls=upstream.tls_context()),
     )
     try:
         return create_upstream(upstream.adapter_spec(), http=http), http
